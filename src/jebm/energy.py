@@ -1,0 +1,167 @@
+"""The energy contract, its adapters, derived functions and composition.
+
+**The sign convention, stated once for all of jebm.** An energy is a pure function
+``energy_fn(params, x) -> scalar`` evaluated on a *single, unbatched* ``x`` (any
+pytree), and it defines the density
+
+    p(x) = exp(−E(params, x)) / Z(params).
+
+Everything else is derived here and nowhere else:
+
+* samplers consume ``logdensity_fn(x) = −E(params, x)`` (BlackJAX's convention);
+* the score is ``score_fn(x) = ∇ₓ log p(x) = −∇ₓ E(params, x)``;
+* ``log_ratio(x, x′) = log p(x) − log p(x′) = E(x′) − E(x)`` needs no ``Z``.
+
+Batches are the caller's ``jax.vmap`` over axis 0, layout ``(n, *event)``.
+
+Adapters turn NNX modules, Linen modules and plain functions into this contract.
+Each checks at trace time that one example gives one scalar and raises a
+``ValueError`` naming the shape it got otherwise.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jebm.types import Array, ArrayTree, EnergyFn, LogDensityFn, PyTree, ScoreFn
+
+__all__ = [
+    "from_nnx",
+    "from_linen",
+    "from_fn",
+    "logdensity_fn",
+    "score_fn",
+    "log_ratio",
+    "batch_energy",
+    "sum_energies",
+    "tempered",
+    "conditioned",
+]
+
+
+def _as_scalar(value: Array, where: str) -> Array:
+    """Return ``value`` as a 0-d array, or raise naming the bad shape."""
+    value = jnp.asarray(value)
+    if value.size != 1:
+        raise ValueError(
+            f"{where} must return one scalar energy per unbatched example, got shape "
+            f"{value.shape}. An energy_fn sees a single x; batch it with jax.vmap."
+        )
+    return value.reshape(())
+
+
+def _batched_call(module_call: Callable[[Array], Array], x: Array, where: str) -> Array:
+    """Call a batch-first module on one example and check it returns one scalar."""
+    out = module_call(jnp.expand_dims(x, 0))
+    return _as_scalar(out, where)
+
+
+def from_nnx(module: nnx.Module, *, batched: bool = True) -> tuple[EnergyFn, PyTree]:
+    """Split an NNX module once into a pure ``energy_fn`` and its parameters.
+
+    Args:
+      module: an ``nnx.Module`` mapping a batch ``(n, *event)`` to energies of shape
+        ``(n,)`` or ``(n, 1)`` (or, with ``batched=False``, one example to a scalar).
+      batched: whether the module expects a leading batch axis.
+
+    Returns:
+      ``(energy_fn, params)`` where ``params`` is the ``nnx.Param`` state and
+      ``energy_fn(params, x)`` is pure; other state (e.g. batch statistics) is
+      closed over as constants.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from jebm.energy import from_nnx
+      >>> model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+      >>> energy_fn, params = from_nnx(model)
+      >>> energy_fn(params, jnp.ones(2)).shape
+      ()
+    """
+    graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+    where = f"NNX module {type(module).__name__}"
+
+    def energy_fn(params: PyTree, x: ArrayTree) -> Array:
+        model = nnx.merge(graphdef, params, rest)
+        if batched:
+            return _batched_call(model, x, where)
+        return _as_scalar(model(x), where)
+
+    return energy_fn, params
+
+
+def from_linen(module, variables: PyTree, *, batched: bool = True) -> tuple[EnergyFn, PyTree]:
+    """Adapt a Linen module and its variables; ``params`` is ``variables["params"]``.
+
+    Args:
+      module: a ``flax.linen.Module``.
+      variables: the output of ``module.init``; collections other than ``params``
+        are closed over as constants.
+      batched: whether the module expects a leading batch axis.
+
+    Returns:
+      ``(energy_fn, params)``.
+    """
+    if "params" not in variables:
+        raise ValueError(f"Linen variables need a 'params' collection, got {list(variables)}.")
+    others = {k: v for k, v in variables.items() if k != "params"}
+    where = f"Linen module {type(module).__name__}"
+
+    def energy_fn(params: PyTree, x: ArrayTree) -> Array:
+        call = lambda inp: module.apply({**others, "params": params}, inp)
+        if batched:
+            return _batched_call(call, x, where)
+        return _as_scalar(call(x), where)
+
+    return energy_fn, variables["params"]
+
+
+def from_fn(fn: Callable[[PyTree, ArrayTree], Array]) -> EnergyFn:
+    """Wrap a plain ``fn(params, x) -> scalar`` with the scalar check."""
+    where = f"energy function {getattr(fn, '__name__', repr(fn))}"
+    return lambda params, x: _as_scalar(fn(params, x), where)
+
+
+def logdensity_fn(energy_fn: EnergyFn, params: PyTree) -> LogDensityFn:
+    """The unnormalised log-density ``x ↦ −E(params, x)`` that samplers consume."""
+    return lambda x: -energy_fn(params, x)
+
+
+def score_fn(energy_fn: EnergyFn, params: PyTree) -> ScoreFn:
+    """The score ``x ↦ ∇ₓ log p(x) = −∇ₓ E(params, x)``."""
+    return jax.grad(logdensity_fn(energy_fn, params))
+
+
+def batch_energy(energy_fn: EnergyFn, params: PyTree, xs: ArrayTree) -> Array:
+    """Energies of a batch ``(n, *event)``, shape ``(n,)``."""
+    return jax.vmap(energy_fn, in_axes=(None, 0))(params, xs)
+
+
+def log_ratio(energy_fn: EnergyFn, params: PyTree, x: ArrayTree, x_prime: ArrayTree) -> Array:
+    """``log p(x) − log p(x′) = E(x′) − E(x)`` for batches ``(n, *event)``; Z cancels."""
+    return batch_energy(energy_fn, params, x_prime) - batch_energy(energy_fn, params, x)
+
+
+def sum_energies(*energy_fns: EnergyFn) -> EnergyFn:
+    """Product of experts: ``E(params, x) = Σᵢ Eᵢ(params[i], x)``; params is a tuple."""
+    if not energy_fns:
+        raise ValueError("sum_energies needs at least one energy_fn.")
+
+    def energy_fn(params: tuple, x: ArrayTree) -> Array:
+        if len(params) != len(energy_fns):
+            raise ValueError(f"sum of {len(energy_fns)} energies got {len(params)} params.")
+        return sum(e(p, x) for e, p in zip(energy_fns, params, strict=True))
+
+    return energy_fn
+
+
+def tempered(energy_fn: EnergyFn, temperature: Array | float) -> EnergyFn:
+    """``E/T``, the density ``p^(1/T)``; ``temperature`` may be a traced array."""
+    return lambda params, x: energy_fn(params, x) / temperature
+
+
+def conditioned(energy_fn: Callable[[PyTree, ArrayTree, ArrayTree], Array], y: ArrayTree) -> EnergyFn:
+    """Fix the extra argument of ``energy_fn(params, x, y)``, giving ``E(· | y)``."""
+    return lambda params, x: energy_fn(params, x, y)
