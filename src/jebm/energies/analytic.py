@@ -57,7 +57,7 @@ def gaussian(mean: Array, cov: Array) -> AnalyticEnergy:
         return 0.5 * diff @ params["precision"] @ diff
 
     def sample(key, n):
-        return mean + jax.random.normal(key, (n, d)) @ jnp.asarray(chol, jnp.float32).T
+        return mean[None, :] + jax.random.normal(key, (n, d)) @ jnp.asarray(chol, jnp.float32).T
 
     params = {"mean": mean, "precision": precision}
     return AnalyticEnergy(energy_fn, params, jnp.float32(log_z), sample, (d,))
@@ -66,8 +66,9 @@ def gaussian(mean: Array, cov: Array) -> AnalyticEnergy:
 def gaussian_mixture(means: Array, scales: Array | float, weights: Array | None = None) -> AnalyticEnergy:
     """Mixture of isotropic Gaussians in any dimension.
 
-    ``E(x) = −log Σₖ wₖ exp(−‖x − μₖ‖² / (2sₖ²))`` with ``Σ wₖ = 1``, so
-    ``log Z = log Σₖ wₖ (2π sₖ²)^{d/2}``.
+    ``p(x) = Σₖ wₖ N(x; μₖ, sₖ²I)``, written with the unnormalised energy
+    ``E(x) = −log Σₖ wₖ sₖ⁻ᵈ exp(−‖x − μₖ‖² / (2sₖ²))``, so ``log Z = (d/2) log 2π``
+    and ``wₖ`` is exactly the probability mass of component ``k``.
 
     Args:
       means: ``(K, d)`` component means.
@@ -81,12 +82,13 @@ def gaussian_mixture(means: Array, scales: Array | float, weights: Array | None 
     if weights.shape != (k,) or bool(jnp.any(weights < 0)):
         raise ValueError(f"weights must be {k} non-negative numbers, got {weights}.")
     log_w = jnp.log(weights / weights.sum())
-    log_z = jax.nn.logsumexp(log_w + 0.5 * d * jnp.log(2 * jnp.pi * scales**2))
+    log_z = jnp.float32(0.5 * d * np.log(2 * np.pi))
 
     def energy_fn(params, x):
         check_event_shape(x, (d,), "gaussian_mixture energy")
-        sq = jnp.sum((x - params["means"]) ** 2, axis=-1)
-        return -jax.nn.logsumexp(params["log_weights"] - 0.5 * sq / params["scales"] ** 2)
+        sq = jnp.sum((x[None, :] - params["means"]) ** 2, axis=-1)
+        log_bumps = -0.5 * sq / params["scales"] ** 2 - d * jnp.log(params["scales"])
+        return -jax.nn.logsumexp(params["log_weights"] + log_bumps)
 
     def sample(key, n):
         k_comp, k_noise = jax.random.split(key)

@@ -91,7 +91,8 @@ def mala(logdensity_fn: LogDensityFn, step_size: float | Array) -> SamplingAlgor
       step_size: the Langevin step ``h``; may be a traced array.
 
     Returns:
-      ``SamplingAlgorithm(init, step)``.
+      ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)`` ignores
+      the key (it is accepted for BlackJAX compatibility).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -104,6 +105,6 @@ def mala(logdensity_fn: LogDensityFn, step_size: float | Array) -> SamplingAlgor
     """
     kernel = build_kernel()
     return SamplingAlgorithm(
-        init=lambda position: init(position, logdensity_fn),
+        init=lambda position, rng_key=None: init(position, logdensity_fn),
         step=lambda key, state: kernel(key, state, logdensity_fn, step_size),
     )

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jebm.parallel import constrain_chains
 from jebm.samplers.base import SamplingAlgorithm
 from jebm.types import Array, ArrayTree, PRNGKey
 
@@ -72,7 +73,8 @@ def _check_finite_init(states: ArrayTree) -> None:
         idx = jnp.flatnonzero(bad)[:5].tolist()
         raise ValueError(
             f"The log-density is not finite at the initial position of chains {idx} "
-            f"(values {logdensity[bad][:5].tolist()}); a NaN or infinite energy cannot start a chain."
+            f"(values {logdensity[bad][:5].tolist()}); a NaN or infinite energy cannot start "
+            "a chain."
         )
 
 
@@ -105,7 +107,8 @@ def run_chains(
     Returns:
       A :class:`ChainResult`.
     """
-    for name, value, low in (("num_steps", num_steps, 1), ("thin", thin, 1), ("burn_in", burn_in, 0)):
+    checks = (("num_steps", num_steps, 1), ("thin", thin, 1), ("burn_in", burn_in, 0))
+    for name, value, low in checks:
         if not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
     if burn_in >= num_steps:
@@ -121,6 +124,7 @@ def run_chains(
         num_chains = _check_positions(initial_positions)
         states = jax.vmap(algorithm.init)(initial_positions)
     _check_finite_init(states)
+    states = constrain_chains(states)  # under a mesh, each device steps only its own chains
     step_chains = jax.vmap(algorithm.step)
 
     def one_step(states, t):
