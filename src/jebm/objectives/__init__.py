@@ -1,0 +1,53 @@
+"""Training objectives for energy-based models, all on the :class:`Objective` contract."""
+
+from jebm.objectives.base import Objective, stateless
+from jebm.objectives.contrastive import cd, cd_loss, pcd, pcd_loss
+from jebm.objectives.nce import (
+    GaussianNoise,
+    NoiseDistribution,
+    fit_gaussian_noise,
+    nce,
+    nce_loss,
+    nce_params,
+)
+from jebm.objectives.replay import (
+    ReplayBuffer,
+    init_replay_buffer,
+    sample_replay_buffer,
+    uniform_box,
+    update_replay_buffer,
+)
+from jebm.objectives.score_matching import (
+    denoising_score_matching,
+    denoising_score_matching_loss,
+    exact_score_matching,
+    exact_score_matching_loss,
+    sliced_score_matching,
+    sliced_score_matching_loss,
+)
+
+__all__ = [
+    "Objective",
+    "stateless",
+    "cd",
+    "cd_loss",
+    "pcd",
+    "pcd_loss",
+    "ReplayBuffer",
+    "init_replay_buffer",
+    "sample_replay_buffer",
+    "update_replay_buffer",
+    "uniform_box",
+    "exact_score_matching",
+    "exact_score_matching_loss",
+    "sliced_score_matching",
+    "sliced_score_matching_loss",
+    "denoising_score_matching",
+    "denoising_score_matching_loss",
+    "nce",
+    "nce_loss",
+    "nce_params",
+    "fit_gaussian_noise",
+    "GaussianNoise",
+    "NoiseDistribution",
+]

@@ -1,0 +1,427 @@
+"""Contrastive divergence: CD-k and persistent CD with a replay buffer.
+
+The maximum-likelihood gradient of an energy-based model is
+
+    ∇θ NLL = E_data[∇θ E(x⁺)] − E_model[∇θ E(x⁻)],
+
+so the surrogate loss ``mean E(x⁺) − mean E(stop_gradient(x⁻))`` has it as its
+gradient once negatives ``x⁻`` approximately follow the model. The negatives come
+from ``num_steps`` transitions of *any* :class:`~jebm.samplers.SamplingAlgorithm`
+(ULA, MALA, HMC, a BlackJAX kernel, ...) built by the ``sampler`` factory,
+``sampler(logdensity_fn) -> SamplingAlgorithm``, e.g.
+``functools.partial(jebm.samplers.mala, step_size=0.05)``. All sampler options
+(step size, noise scale, gradient clipping, clamping to a box, Metropolis
+correction) are options of that factory. The chains run on
+``stop_gradient(params)``; one chain per negative, ``vmap`` over chains.
+
+* CD-k (:func:`cd_loss`) starts the chains at the data batch.
+* Persistent CD (:func:`pcd_loss`) starts them from a replay buffer carried in the
+  objective state (see :mod:`jebm.objectives.replay`) and writes them back.
+
+Opt-in extras, both off by default:
+
+* ``energy_l2 = α > 0`` adds ``α (mean E(x⁺)² + mean E(x⁻)²)`` (Du & Mordatch 2019),
+  which keeps energies near zero.
+* ``pathwise=True`` adds the KL term of Du et al. (2021). The first ``num_steps − 1``
+  steps run on ``stop_gradient(params)`` as usual; the *last* step is rebuilt with
+  the live ``params``, started from ``stop_gradient(x_{k−1})`` with the same random
+  numbers, giving ``x⁻(θ)``. The added loss is ``kl_weight · mean E(stop_gradient(θ),
+  x⁻(θ))``: its gradient flows *only* through the dependence of the last step's output
+  position on ``θ`` (for Langevin, through ``h ∇ₓ log p_θ(x_{k−1})``), never through
+  the energy's own parameters, the earlier steps or the starting point. For a
+  Metropolis-adjusted sampler the accept decision is a piecewise constant of ``θ``:
+  an accepted step differentiates through the proposal, a rejected step contributes
+  zero. The negatives' *values* are identical with and without ``pathwise``, and the
+  CD term still uses ``stop_gradient(x⁻)``. The entropy term of Du et al. is not
+  included.
+
+References:
+  Hinton, G. E. (2002). Training products of experts by minimizing contrastive
+  divergence. Neural Computation 14(8), 1771–1800.
+
+  Tieleman, T. (2008). Training restricted Boltzmann machines using approximations
+  to the likelihood gradient. ICML.
+
+  Du, Y. and Mordatch, I. (2019). Implicit generation and modeling with energy-based
+  models. NeurIPS.
+
+  Du, Y., Li, S., Tenenbaum, J. and Mordatch, I. (2021). Improved contrastive
+  divergence training of energy-based models. ICML.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jebm.energy import batch_energy, logdensity_fn
+from jebm.objectives.base import Objective, stateless
+from jebm.objectives.replay import (
+    BaseSampler,
+    ReplayBuffer,
+    _uniform_like,
+    init_replay_buffer,
+    sample_replay_buffer,
+    update_replay_buffer,
+)
+from jebm.samplers.base import SamplingAlgorithm
+from jebm.samplers.runner import run_chains
+from jebm.types import Array, ArrayTree, EnergyFn, LogDensityFn, PRNGKey, PyTree
+
+__all__ = ["cd_loss", "cd", "pcd_loss", "pcd"]
+
+SamplerFactory = Callable[[LogDensityFn], SamplingAlgorithm]
+
+
+def _is_concrete(value) -> bool:
+    return not isinstance(value, jax.core.Tracer)
+
+
+def _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2) -> None:
+    if not callable(sampler):
+        raise ValueError(
+            "sampler must be a callable logdensity_fn -> SamplingAlgorithm, e.g. "
+            f"functools.partial(jebm.samplers.mala, step_size=0.05); got {sampler!r}."
+        )
+    if not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}.")
+    if not isinstance(pathwise, bool):
+        raise ValueError(f"pathwise must be a bool, got {pathwise!r}.")
+    if _is_concrete(energy_l2) and not float(energy_l2) >= 0.0:
+        raise ValueError(f"energy_l2 must be >= 0, got {energy_l2!r}.")
+    if _is_concrete(kl_weight) and not pathwise and float(kl_weight) != 1.0:
+        raise ValueError(f"kl_weight={kl_weight!r} has no effect without pathwise=True.")
+
+
+def _num_rows(tree: ArrayTree) -> int:
+    return jax.tree.leaves(tree)[0].shape[0]
+
+
+def _info_metrics(info: ArrayTree, weight: float, num_leading: int) -> dict[str, Array]:
+    """Means of the per-chain scalar info fields, keyed ``sampler/<field>``."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(info):
+        leaf = jnp.asarray(leaf)
+        if leaf.ndim != num_leading:  # keep per-chain scalars only (rates, flags)
+            continue
+        name = jax.tree_util.keystr(path).lstrip(".").strip("[]'\"")
+        out[f"sampler/{name}"] = weight * jnp.mean(leaf.astype(jnp.float32))
+    return out
+
+
+def _merge_metrics(a: dict, b: dict) -> dict:
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in a.keys() | b.keys()}
+
+
+def _negatives(
+    key: PRNGKey,
+    params: PyTree,
+    positions: ArrayTree,
+    *,
+    energy_fn: EnergyFn,
+    sampler: SamplerFactory,
+    num_steps: int,
+    pathwise: bool,
+) -> tuple[ArrayTree, ArrayTree | None, dict[str, Array]]:
+    """Run the chains; return ``(x⁻ stopped, x⁻(θ) or None, sampler metrics)``.
+
+    Step ``t`` of chain ``c`` uses the key stream of :func:`run_chains`, so the
+    last step rebuilt for ``pathwise`` replays exactly the random numbers it would
+    have used, and the negatives' values do not depend on ``pathwise``.
+    """
+    frozen = jax.lax.stop_gradient(params)
+    num_chains = _num_rows(positions)
+    frozen_alg = sampler(logdensity_fn(energy_fn, frozen))
+    num_frozen = num_steps - 1 if pathwise else num_steps
+    metrics = {}
+    if num_frozen:
+        result = run_chains(
+            key,
+            frozen_alg,
+            positions,
+            num_frozen,
+            thin=num_frozen,
+            keep_trace=False,
+            transform=lambda state: (),
+        )
+        positions = result.state.position
+        metrics = _info_metrics(result.info, num_frozen / num_steps, 2)
+    if not pathwise:
+        return positions, None, metrics
+
+    live_alg = sampler(logdensity_fn(energy_fn, params))
+    states = jax.vmap(live_alg.init)(jax.lax.stop_gradient(positions))
+    keys = jax.random.split(jax.random.fold_in(key, num_steps - 1), num_chains)
+    states, info = jax.vmap(live_alg.step)(keys, states)
+    live = states.position
+    metrics = _merge_metrics(metrics, _info_metrics(info, 1.0 / num_steps, 1))
+    return jax.lax.stop_gradient(live), live, metrics
+
+
+def _contrastive(
+    params: PyTree,
+    positives: ArrayTree,
+    negatives: ArrayTree,
+    live_negatives: ArrayTree | None,
+    *,
+    energy_fn: EnergyFn,
+    kl_weight: float | Array,
+    energy_l2: float | Array,
+) -> tuple[Array, dict[str, Array]]:
+    """The CD surrogate plus the optional KL and energy-magnitude terms."""
+    e_pos = batch_energy(energy_fn, params, positives)
+    e_neg = batch_energy(energy_fn, params, negatives)
+    cd_term = jnp.mean(e_pos) - jnp.mean(e_neg)
+    metrics = {
+        "cd": cd_term,
+        "energy_pos": jnp.mean(e_pos),
+        "energy_neg": jnp.mean(e_neg),
+    }
+    loss = cd_term
+    if live_negatives is not None:
+        kl = jnp.mean(batch_energy(energy_fn, jax.lax.stop_gradient(params), live_negatives))
+        loss = loss + kl_weight * kl
+        metrics["kl"] = kl
+    if not (_is_concrete(energy_l2) and float(energy_l2) == 0.0):
+        reg = jnp.mean(e_pos**2) + jnp.mean(e_neg**2)
+        loss = loss + energy_l2 * reg
+        metrics["energy_l2"] = reg
+    metrics["loss"] = loss
+    return loss, metrics
+
+
+def cd_loss(
+    params: PyTree,
+    key: PRNGKey,
+    batch: ArrayTree,
+    *,
+    energy_fn: EnergyFn,
+    sampler: SamplerFactory,
+    num_steps: int,
+    pathwise: bool = False,
+    kl_weight: float | Array = 1.0,
+    energy_l2: float | Array = 0.0,
+) -> tuple[Array, dict[str, Array]]:
+    """Contrastive divergence CD-k: negatives from ``num_steps`` sampler steps from the data.
+
+    ``loss = mean E(x⁺) − mean E(stop_gradient(x⁻))`` (+ the opt-in terms described
+    in :mod:`jebm.objectives.contrastive`).
+
+    Args:
+      params: energy parameters.
+      key: PRNG key for the chains.
+      batch: data ``(n, *event)``; each example starts one chain.
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+      sampler: ``logdensity_fn -> SamplingAlgorithm``.
+      num_steps: sampler steps ``k`` per loss evaluation (static).
+      pathwise: add Du et al.'s (2021) KL term, differentiating through the last step.
+      kl_weight: weight of the KL term (only with ``pathwise``; setting it otherwise raises).
+      energy_l2: weight ``α`` of ``α (mean E⁺² + mean E⁻²)``; 0 (off) by default.
+
+    Returns:
+      ``(loss, metrics)`` with metrics ``loss``, ``cd``, ``energy_pos``, ``energy_neg``,
+      ``kl`` and ``energy_l2`` (when on), and ``sampler/<field>``: the mean of each
+      per-chain info field over chains and steps (e.g. ``sampler/acceptance_rate``).
+
+    Examples:
+      >>> import functools, jax, jax.numpy as jnp
+      >>> from jebm.objectives import cd_loss
+      >>> from jebm.samplers import mala
+      >>> energy_fn = lambda p, x: 0.5 * p * jnp.sum(x**2)
+      >>> loss, metrics = cd_loss(
+      ...     1.0, jax.random.key(0), jnp.zeros((4, 2)), energy_fn=energy_fn,
+      ...     sampler=functools.partial(mala, step_size=0.1), num_steps=3)
+      >>> loss.shape
+      ()
+
+    References:
+      Hinton (2002); Du and Mordatch (2019); Du, Li, Tenenbaum and Mordatch (2021).
+    """
+    _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2)
+    negatives, live, sampler_metrics = _negatives(
+        key,
+        params,
+        batch,
+        energy_fn=energy_fn,
+        sampler=sampler,
+        num_steps=num_steps,
+        pathwise=pathwise,
+    )
+    loss, metrics = _contrastive(
+        params, batch, negatives, live, energy_fn=energy_fn, kl_weight=kl_weight,
+        energy_l2=energy_l2,
+    )
+    return loss, {**metrics, **sampler_metrics}
+
+
+def cd(
+    energy_fn: EnergyFn,
+    sampler: SamplerFactory,
+    num_steps: int,
+    *,
+    pathwise: bool = False,
+    kl_weight: float | Array = 1.0,
+    energy_l2: float | Array = 0.0,
+) -> Objective:
+    """CD-k as a stateless :class:`~jebm.objectives.base.Objective`; see :func:`cd_loss`.
+
+    Examples:
+      >>> import functools
+      >>> import jax.numpy as jnp
+      >>> from jebm.objectives import cd
+      >>> from jebm.samplers import mala
+      >>> objective = cd(lambda p, x: 0.5 * p * jnp.sum(x**2),
+      ...                functools.partial(mala, step_size=0.1), num_steps=5)
+    """
+    _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2)
+
+    def loss(params, key, batch):
+        return cd_loss(
+            params,
+            key,
+            batch,
+            energy_fn=energy_fn,
+            sampler=sampler,
+            num_steps=num_steps,
+            pathwise=pathwise,
+            kl_weight=kl_weight,
+            energy_l2=energy_l2,
+        )
+
+    return stateless(loss)
+
+
+def pcd_loss(
+    params: PyTree,
+    key: PRNGKey,
+    batch: ArrayTree,
+    state: ReplayBuffer,
+    *,
+    energy_fn: EnergyFn,
+    sampler: SamplerFactory,
+    num_steps: int,
+    reinit_prob: float | Array = 0.05,
+    base_sampler: BaseSampler | None = None,
+    num_chains: int | None = None,
+    pathwise: bool = False,
+    kl_weight: float | Array = 1.0,
+    energy_l2: float | Array = 0.0,
+) -> tuple[Array, tuple[dict[str, Array], ReplayBuffer]]:
+    """Persistent CD: negatives from chains kept in a replay buffer between steps.
+
+    Draws ``num_chains`` distinct buffer entries, re-initialises each with
+    probability ``reinit_prob`` from ``base_sampler``, runs ``num_steps`` sampler steps
+    on ``stop_gradient(params)`` and writes the final positions back. The loss is that
+    of :func:`cd_loss` with these negatives.
+
+    Args:
+      params: energy parameters.
+      key: PRNG key.
+      batch: data ``(n, *event)``.
+      state: the :class:`~jebm.objectives.replay.ReplayBuffer`.
+      energy_fn: ``energy_fn(params, x) -> scalar``.
+      sampler: ``logdensity_fn -> SamplingAlgorithm``.
+      num_steps: sampler steps per loss evaluation (static).
+      reinit_prob: probability that a drawn chain restarts from ``base_sampler``.
+      base_sampler: ``(key, n) -> (n, *event)``; default uniform on ``[-1, 1]^event``
+        with the buffer's event shapes and dtypes.
+      num_chains: negatives per step (static); default the batch size.
+      pathwise: add the KL term of Du et al. (2021), see :func:`cd_loss`.
+      kl_weight: weight of the KL term (only with ``pathwise``; setting it otherwise raises).
+      energy_l2: weight ``α`` of ``α (mean E⁺² + mean E⁻²)``; 0 (off) by default.
+
+    Returns:
+      ``(loss, (metrics, new_state))``: the :class:`~jebm.objectives.base.Objective`
+      signature. Metrics are those of :func:`cd_loss` plus ``reinit_fraction``.
+
+    References:
+      Tieleman (2008); Du and Mordatch (2019).
+    """
+    _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2)
+    if _is_concrete(reinit_prob) and not 0.0 <= float(reinit_prob) <= 1.0:
+        raise ValueError(f"reinit_prob must be in [0, 1], got {reinit_prob!r}.")
+    if not isinstance(state, ReplayBuffer):
+        raise ValueError(f"pcd_loss needs a ReplayBuffer state, got {type(state).__name__}.")
+    num_chains = _num_rows(batch) if num_chains is None else num_chains
+    base_sampler = _uniform_like(state.samples) if base_sampler is None else base_sampler
+    k_buffer, k_chains = jax.random.split(key)
+    positions, indices, reinit = sample_replay_buffer(
+        k_buffer, state, num_chains, reinit_prob=reinit_prob, base_sampler=base_sampler
+    )
+    negatives, live, sampler_metrics = _negatives(
+        k_chains,
+        params,
+        positions,
+        energy_fn=energy_fn,
+        sampler=sampler,
+        num_steps=num_steps,
+        pathwise=pathwise,
+    )
+    loss, metrics = _contrastive(
+        params, batch, negatives, live, energy_fn=energy_fn, kl_weight=kl_weight,
+        energy_l2=energy_l2,
+    )
+    reinit_fraction = jnp.mean(reinit.astype(jnp.float32))
+    metrics = {**metrics, **sampler_metrics, "reinit_fraction": reinit_fraction}
+    return loss, (metrics, update_replay_buffer(state, indices, negatives))
+
+
+def pcd(
+    energy_fn: EnergyFn,
+    sampler: SamplerFactory,
+    num_steps: int,
+    *,
+    buffer_size: int = 10_000,
+    reinit_prob: float | Array = 0.05,
+    base_sampler: BaseSampler | None = None,
+    num_chains: int | None = None,
+    pathwise: bool = False,
+    kl_weight: float | Array = 1.0,
+    energy_l2: float | Array = 0.0,
+) -> Objective:
+    """Persistent CD as an :class:`~jebm.objectives.base.Objective`; see :func:`pcd_loss`.
+
+    ``init(key, batch)`` fills a buffer of ``buffer_size`` entries from
+    ``base_sampler`` (default uniform on ``[-1, 1]`` with the batch's event shape and
+    dtype); the buffer is the objective state.
+
+    Examples:
+      >>> import functools, jax, jax.numpy as jnp
+      >>> from jebm.objectives import pcd
+      >>> from jebm.samplers import mala
+      >>> objective = pcd(lambda p, x: 0.5 * p * jnp.sum(x**2),
+      ...                 functools.partial(mala, step_size=0.1), num_steps=5, buffer_size=64)
+      >>> state = objective.init(jax.random.key(0), jnp.zeros((8, 2)))
+      >>> state.samples.shape
+      (64, 2)
+      >>> loss, (metrics, state) = objective.loss(1.0, jax.random.key(1), jnp.zeros((8, 2)), state)
+    """
+    _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2)
+    if not isinstance(buffer_size, int) or buffer_size < 1:
+        raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}.")
+    valid_chains = isinstance(num_chains, int) and 1 <= num_chains <= buffer_size
+    if num_chains is not None and not valid_chains:
+        raise ValueError(f"num_chains must be an int in [1, buffer_size], got {num_chains!r}.")
+
+    def init(key: PRNGKey, batch: ArrayTree) -> ReplayBuffer:
+        base = _uniform_like(batch) if base_sampler is None else base_sampler
+        return init_replay_buffer(key, base, buffer_size)
+
+    def loss(params, key, batch, state):
+        return pcd_loss(
+            params,
+            key,
+            batch,
+            state,
+            energy_fn=energy_fn,
+            sampler=sampler,
+            num_steps=num_steps,
+            reinit_prob=reinit_prob,
+            base_sampler=base_sampler,
+            num_chains=num_chains,
+            pathwise=pathwise,
+            kl_weight=kl_weight,
+            energy_l2=energy_l2,
+        )
+
+    return Objective(init=init, loss=loss)
