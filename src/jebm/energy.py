@@ -52,9 +52,9 @@ def _as_scalar(value: Array, where: str) -> Array:
     return value.reshape(())
 
 
-def _batched_call(module_call: Callable[[Array], Array], x: Array, where: str) -> Array:
-    """Call a batch-first module on one example and check it returns one scalar."""
-    out = module_call(jnp.expand_dims(x, 0))
+def _batched_call(module_call: Callable[[Array], Array], x: ArrayTree, where: str) -> Array:
+    """Call a batch-first module on one example (any pytree) and check it returns one scalar."""
+    out = module_call(jax.tree.map(lambda leaf: jnp.expand_dims(leaf, 0), x))
     return _as_scalar(out, where)
 
 
@@ -162,6 +162,8 @@ def tempered(energy_fn: EnergyFn, temperature: Array | float) -> EnergyFn:
     return lambda params, x: energy_fn(params, x) / temperature
 
 
-def conditioned(energy_fn: Callable[[PyTree, ArrayTree, ArrayTree], Array], y: ArrayTree) -> EnergyFn:
+def conditioned(
+    energy_fn: Callable[[PyTree, ArrayTree, ArrayTree], Array], y: ArrayTree
+) -> EnergyFn:
     """Fix the extra argument of ``energy_fn(params, x, y)``, giving ``E(· | y)``."""
     return lambda params, x: energy_fn(params, x, y)
