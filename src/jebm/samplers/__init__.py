@@ -1,5 +1,11 @@
 """MCMC samplers with BlackJAX's ``SamplingAlgorithm`` contract."""
 
+from jebm.samplers.annealed import (
+    AnnealedLangevinInfo,
+    AnnealedLangevinState,
+    annealed_langevin,
+    noise_conditional_logdensity,
+)
 from jebm.samplers.base import SamplingAlgorithm
 from jebm.samplers.hmc import HMCInfo, HMCState, hmc
 from jebm.samplers.mala import MALAInfo, MALAState, mala
@@ -21,6 +27,10 @@ __all__ = [
     "hmc",
     "HMCState",
     "HMCInfo",
+    "annealed_langevin",
+    "AnnealedLangevinState",
+    "AnnealedLangevinInfo",
+    "noise_conditional_logdensity",
     "run_chains",
     "ChainResult",
     "RunningMoments",
