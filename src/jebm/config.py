@@ -1,0 +1,451 @@
+"""Run configuration: frozen dataclasses, YAML in and out, validated, dotted overrides.
+
+A :class:`Config` has seven sections, ``data``, ``model``, ``objective``, ``sampler``,
+``optimizer``, ``train`` and ``eval``. Its defaults are the default job: persistent
+contrastive divergence on ``8gaussians`` with a 2→128→128→1 SiLU MLP energy.
+
+Every error names the offending field by its dotted path: an unknown key
+(``train.num_stepz``, with a suggestion), a wrong type (``train.num_steps`` given
+``"many"``), or an invalid value (``optimizer.learning_rate`` must be positive).
+
+Examples:
+  >>> from jebm.config import Config, apply_overrides
+  >>> config = apply_overrides(Config(), ["train.num_steps=500", "objective.name=dsm"])
+  >>> config.train.num_steps, config.objective.name
+  (500, 'dsm')
+"""
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import yaml
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "SamplerConfig",
+    "OptimizerConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "Config",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "apply_overrides",
+    "dump_config",
+    "config_diff",
+    "OBJECTIVES",
+    "SAMPLERS",
+]
+
+OBJECTIVES = ("cd", "pcd", "esm", "ssm", "dsm", "nce")
+SAMPLERS = ("ula", "mala", "rwmh", "hmc")
+
+
+def _require(ok: bool, path: str, message: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{path} {message}, got {value!r}.")
+
+
+def _positive(section: Any, *names: str, allow_zero: bool = False) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value is None:
+            continue
+        ok = value >= 0 if allow_zero else value > 0
+        _require(ok, f"{section._section}.{name}", "must be >= 0" if allow_zero else
+                 "must be > 0", value)
+
+
+def _choice(section: Any, name: str, choices: Iterable[str]) -> None:
+    value = getattr(section, name)
+    choices = tuple(choices)
+    _require(value in choices, f"{section._section}.{name}", f"must be one of {choices}", value)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data set and batching.
+
+    Attributes:
+      name: a 2-D toy of :mod:`jebm.datasets.toy2d` (``8gaussians``, ``2spirals``, ...).
+      batch_size: data points per update.
+      num_test: held-out points for the test NLL.
+    """
+
+    _section: ClassVar[str] = "data"
+    name: str = "8gaussians"
+    batch_size: int = 256
+    num_test: int = 20_000
+
+    def __post_init__(self):
+        _positive(self, "batch_size", "num_test")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The energy network: an MLP ``d → hidden… → 1``.
+
+    Attributes:
+      hidden: widths of the hidden layers.
+      activation: ``silu``, ``swish``, ``elu``, ``softplus``, ``tanh``, ``relu`` or ``gelu``.
+    """
+
+    _section: ClassVar[str] = "model"
+    hidden: tuple[int, ...] = (128, 128)
+    activation: str = "silu"
+
+    def __post_init__(self):
+        _require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "model.hidden",
+                 "must be a non-empty list of positive widths", self.hidden)
+        _choice(self, "activation", ("silu", "swish", "elu", "softplus", "tanh", "relu", "gelu"))
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The training objective and its options (each used only by the objectives named).
+
+    Attributes:
+      name: ``cd``, ``pcd``, ``esm`` (exact score matching), ``ssm`` (sliced),
+        ``dsm`` (denoising) or ``nce``.
+      buffer_size: pcd: replay-buffer entries.
+      num_chains: pcd: buffer entries refreshed per update (0: the batch size).
+      reinit_prob: pcd: probability of restarting a chain from the uniform box.
+      init_low: pcd: lower corner of the uniform box the buffer starts from.
+      init_high: pcd: upper corner of that box.
+      energy_l2: cd/pcd: weight of the ``mean E(x⁺)² + mean E(x⁻)²`` regulariser.
+      num_projections: ssm: random projections per data point.
+      variance_reduced: ssm: use the closed-form Gaussian-projection term (SSM-VR).
+      sigma: dsm: the noise level.
+      noise_ratio: nce: noise samples per data point.
+    """
+
+    _section: ClassVar[str] = "objective"
+    name: str = "pcd"
+    buffer_size: int = 10_000
+    num_chains: int = 256
+    reinit_prob: float = 0.05
+    init_low: float = -4.5
+    init_high: float = 4.5
+    energy_l2: float = 0.0
+    num_projections: int = 1
+    variance_reduced: bool = True
+    sigma: float = 0.1
+    noise_ratio: float = 1.0
+
+    def __post_init__(self):
+        _choice(self, "name", OBJECTIVES)
+        _positive(self, "buffer_size", "num_projections", "sigma", "noise_ratio")
+        _positive(self, "num_chains", "energy_l2", allow_zero=True)
+        _require(0.0 <= self.reinit_prob <= 1.0, "objective.reinit_prob", "must be in [0, 1]",
+                 self.reinit_prob)
+        _require(self.num_chains <= self.buffer_size, "objective.num_chains",
+                 f"must be <= objective.buffer_size ({self.buffer_size})", self.num_chains)
+        _require(self.init_low < self.init_high, "objective.init_low",
+                 f"must be < objective.init_high ({self.init_high})", self.init_low)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """The MCMC kernel: negatives of cd/pcd, and ``jebm sample`` draws.
+
+    Attributes:
+      name: ``ula``, ``mala``, ``rwmh`` or ``hmc``.
+      num_steps: transitions per update (cd/pcd).
+      step_size: the step size (ULA/MALA ``h``, RWMH proposal scale, HMC leapfrog step).
+      noise_scale: ula only: ``None`` for the exact Langevin noise ``√(2h)``, else σ
+        (samples the tempered density at ``T = σ²/(2h)``).
+      clip_grad: ula only: clip each gradient element to ``[−c, c]``; ``None`` off.
+      num_integration_steps: hmc: leapfrog steps per transition.
+    """
+
+    _section: ClassVar[str] = "sampler"
+    name: str = "ula"
+    num_steps: int = 10
+    step_size: float = 0.02
+    noise_scale: float | None = None
+    clip_grad: float | None = None
+    num_integration_steps: int = 5
+
+    def __post_init__(self):
+        _choice(self, "name", SAMPLERS)
+        _positive(self, "num_steps", "step_size", "noise_scale", "clip_grad",
+                  "num_integration_steps")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """The optax optimizer.
+
+    Attributes:
+      name: ``adam``, ``adamw`` or ``sgd``.
+      learning_rate: peak learning rate.
+      b1: Adam β₁ (or SGD momentum when > 0).
+      b2: Adam β₂.
+      weight_decay: adamw decoupled weight decay.
+      clip_norm: clip the gradient's global norm to this; ``None`` off.
+      schedule: ``constant`` or ``cosine`` (decays to 0 at ``train.num_steps``).
+      warmup_steps: linear warm-up steps before the schedule.
+    """
+
+    _section: ClassVar[str] = "optimizer"
+    name: str = "adam"
+    learning_rate: float = 2e-3
+    b1: float = 0.9
+    b2: float = 0.999
+    weight_decay: float = 0.0
+    clip_norm: float | None = None
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+
+    def __post_init__(self):
+        _choice(self, "name", ("adam", "adamw", "sgd"))
+        _choice(self, "schedule", ("constant", "cosine"))
+        _positive(self, "learning_rate", "clip_norm")
+        _positive(self, "weight_decay", "warmup_steps", allow_zero=True)
+        for name in ("b1", "b2"):
+            value = getattr(self, name)
+            _require(0.0 <= value < 1.0, f"optimizer.{name}", "must be in [0, 1)", value)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop.
+
+    Attributes:
+      seed: the run's integer seed (parameters, buffer, batches, sampler noise).
+      num_steps: parameter updates.
+      chunk_size: updates per jitted ``lax.scan`` call.
+      log_every: metrics are averaged and logged every this many updates.
+      checkpoint_every: checkpoint period (a final checkpoint is always written).
+      keep_checkpoints: how many recent checkpoints to keep.
+      eval_every: test-NLL evaluation period (0: only at the end).
+    """
+
+    _section: ClassVar[str] = "train"
+    seed: int = 0
+    num_steps: int = 1500
+    chunk_size: int = 250
+    log_every: int = 50
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    eval_every: int = 500
+
+    def __post_init__(self):
+        _positive(self, "num_steps", "chunk_size", "log_every", "checkpoint_every",
+                  "keep_checkpoints")
+        _positive(self, "seed", "eval_every", allow_zero=True)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation and plots.
+
+    Attributes:
+      grid_low: lower corner of the square quadrature grid for log Z (2-D data).
+      grid_high: upper corner of that grid.
+      grid_points: grid points per axis.
+      num_samples: chains drawn from the trained model for ``samples.png``.
+      sample_steps: sampler transitions for those draws (from the uniform box).
+    """
+
+    _section: ClassVar[str] = "eval"
+    grid_low: float = -6.0
+    grid_high: float = 6.0
+    grid_points: int = 300
+    num_samples: int = 2000
+    sample_steps: int = 500
+
+    def __post_init__(self):
+        _positive(self, "grid_points", "num_samples", "sample_steps")
+        _require(self.grid_low < self.grid_high, "eval.grid_low",
+                 f"must be < eval.grid_high ({self.grid_high})", self.grid_low)
+        _require(self.grid_points >= 2, "eval.grid_points", "must be >= 2", self.grid_points)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run; see the module docstring."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _fields(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against ``tp`` (int, float, str, bool, tuple[int, ...], X | None)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, path)
+    if origin is tuple:
+        (item, _) = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{path} must be a list of {_type_name(item)}, got {value!r}.")
+        return tuple(_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - a field type this module does not support
+        raise TypeError(f"unsupported config field type {tp} at {path}")
+    if not ok:
+        raise ValueError(
+            f"{path} must be of type {_type_name(tp)}, got {value!r} ({type(value).__name__})."
+        )
+    return value
+
+
+def _unknown(name: str, known: Iterable[str], where: str) -> ValueError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" Did you mean {where}{close[0]}?" if close else ""
+    return ValueError(
+        f"Unknown config field {where}{name}.{hint} Known fields: {', '.join(sorted(known))}."
+    )
+
+
+def _section_from_dict(cls, values: Any, name: str):
+    if values is None:
+        values = {}
+    if not isinstance(values, Mapping):
+        raise ValueError(f"config section {name} must be a mapping, got {values!r}.")
+    fields = _fields(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise _unknown(str(key), fields, f"{name}.")
+        kwargs[key] = _coerce(value, fields[key], f"{name}.{key}")
+    return cls(**kwargs)
+
+
+def config_from_dict(values: Mapping | None) -> Config:
+    """Build and validate a :class:`Config` from nested mappings (missing fields default).
+
+    Raises:
+      ValueError: naming the dotted path of an unknown, ill-typed or invalid field.
+    """
+    values = {} if values is None else values
+    if not isinstance(values, Mapping):
+        raise ValueError(f"a config must be a mapping of sections, got {values!r}.")
+    sections = _fields(Config)
+    kwargs = {}
+    for name, section in values.items():
+        if name not in sections:
+            raise _unknown(str(name), sections, "")
+        kwargs[name] = _section_from_dict(sections[name], section, name)
+    return Config(**kwargs)
+
+
+def config_to_dict(config: Config) -> dict:
+    """Nested plain dictionaries (tuples become lists), ready for YAML or JSON."""
+
+    def plain(v):
+        return list(v) if isinstance(v, tuple) else v
+
+    return {
+        name: {k: plain(v) for k, v in dataclasses.asdict(getattr(config, name)).items()}
+        for name in _fields(Config)
+    }
+
+
+def dump_config(config: Config) -> str:
+    """The config as YAML text (loads back with :func:`load_config`)."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def _parse_override(override: str) -> tuple[list[str], Any]:
+    if "=" not in override:
+        raise ValueError(f"override {override!r} must look like section.field=value.")
+    path, text = override.split("=", 1)
+    parts = path.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"override {override!r}: the key must be section.field, got {path!r}.")
+    return parts, yaml.safe_load(text) if text.strip() else ""
+
+
+def apply_overrides(config: Config, overrides: Iterable[str]) -> Config:
+    """Apply dotted overrides such as ``train.num_steps=500`` or ``model.hidden=[64,64]``.
+
+    Values are parsed as YAML (``1e-3``, ``null``, ``[64, 64]``, ``true``).
+
+    Raises:
+      ValueError: naming the field, for unknown keys and ill-typed or invalid values.
+    """
+    values = config_to_dict(config)
+    for override in overrides:
+        (section, name), value = _parse_override(override)
+        if section not in values:
+            raise _unknown(section, values, "")
+        if name not in values[section]:
+            raise _unknown(name, values[section], f"{section}.")
+        values[section][name] = value
+    return config_from_dict(values)
+
+
+def load_config(path: str | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Read a YAML config (defaults for missing fields, or all defaults with no path),
+    then apply dotted overrides.
+
+    Raises:
+      ValueError: naming the field for unknown, ill-typed or invalid entries; or if
+        the file is not a YAML mapping.
+    """
+    values = {}
+    if path is not None:
+        with open(path) as f:
+            try:
+                values = yaml.safe_load(f)
+            except yaml.YAMLError as err:
+                raise ValueError(f"{path} is not valid YAML: {err}") from err
+        if values is not None and not isinstance(values, Mapping):
+            raise ValueError(f"{path} must hold a mapping of config sections.")
+    try:
+        config = config_from_dict(values)
+    except ValueError as err:
+        where = f" in {path}" if path is not None else ""
+        raise ValueError(f"{err}{where}") from None
+    return apply_overrides(config, overrides)
+
+
+def config_diff(a: Config, b: Config, *, ignore: Iterable[str] = ()) -> list[str]:
+    """Fields that differ, as ``section.field: a -> b`` lines (dotted paths in ``ignore`` skip)."""
+    da, db = config_to_dict(a), config_to_dict(b)
+    ignore = set(ignore)
+    return [
+        f"{s}.{k}: {da[s][k]!r} -> {db[s][k]!r}"
+        for s in da
+        for k in da[s]
+        if da[s][k] != db[s][k] and f"{s}.{k}" not in ignore
+    ]

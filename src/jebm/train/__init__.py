@@ -1,0 +1,31 @@
+"""Training: state, pure train step, chunked loop, orbax checkpoints and metrics."""
+
+from jebm.train.checkpoint import (
+    CheckpointError,
+    checkpoint_manager,
+    checkpoint_steps,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from jebm.train.loop import TrainingDivergedError, TrainResult, batch_fn, train_loop
+from jebm.train.metrics import MetricsLogger, first_nonfinite, read_metrics
+from jebm.train.state import TrainState, init_train_state
+from jebm.train.step import make_train_step
+
+__all__ = [
+    "TrainState",
+    "init_train_state",
+    "make_train_step",
+    "train_loop",
+    "TrainResult",
+    "TrainingDivergedError",
+    "batch_fn",
+    "CheckpointError",
+    "checkpoint_manager",
+    "checkpoint_steps",
+    "save_checkpoint",
+    "restore_checkpoint",
+    "MetricsLogger",
+    "read_metrics",
+    "first_nonfinite",
+]

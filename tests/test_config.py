@@ -1,0 +1,135 @@
+import dataclasses
+
+import pytest
+
+from jebm.config import (
+    Config,
+    apply_overrides,
+    config_diff,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+    load_config,
+)
+
+
+def test_defaults_are_the_default_job():
+    config = Config()
+    assert (config.data.name, config.objective.name) == ("8gaussians", "pcd")
+    assert config.model.hidden == (128, 128) and config.model.activation == "silu"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.num_steps = 3  # type: ignore[misc]
+
+
+def test_yaml_round_trip(tmp_path):
+    config = apply_overrides(Config(), ["model.hidden=[64, 32]", "sampler.noise_scale=0.01"])
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(str(path)) == config
+
+
+def test_partial_yaml_takes_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("objective:\n  name: dsm\n  sigma: 0.2\ntrain:\n  num_steps: 10\n")
+    config = load_config(str(path))
+    assert (config.objective.name, config.objective.sigma, config.train.num_steps) == (
+        "dsm",
+        0.2,
+        10,
+    )
+    assert config.optimizer == Config().optimizer
+
+
+def test_dotted_overrides_parse_yaml_values():
+    config = apply_overrides(
+        Config(),
+        [
+            "train.num_steps=500",
+            "optimizer.learning_rate=1e-3",
+            "model.hidden=[64,64]",
+            "optimizer.clip_norm=null",
+            "objective.variance_reduced=false",
+            "sampler.name=mala",
+        ],
+    )
+    assert config.train.num_steps == 500
+    assert config.optimizer.learning_rate == 1e-3  # YAML 1.1 reads 1e-3 as a string
+    assert config.model.hidden == (64, 64)
+    assert config.optimizer.clip_norm is None
+    assert config.objective.variance_reduced is False
+    assert config.sampler.name == "mala"
+
+
+def test_overrides_apply_after_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  num_steps: 10\n")
+    assert load_config(str(path), ["train.num_steps=20"]).train.num_steps == 20
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "train.num_stepz=5",
+            r"Unknown config field train\.num_stepz\. Did you mean "
+            r"train\.num_steps\?",
+        ),
+        ("trian.seed=1", r"Unknown config field trian\. Did you mean train\?"),
+        ("train.num_steps=many", r"train\.num_steps must be of type int, got 'many'"),
+        ("train.num_steps=1.5", r"train\.num_steps must be of type int, got 1\.5"),
+        ("train.num_steps=true", r"train\.num_steps must be of type int, got True"),
+        ("optimizer.learning_rate=fast", r"optimizer\.learning_rate must be of type float"),
+        ("model.hidden=64", r"model\.hidden must be a list of int"),
+        ("model.hidden=[64, x]", r"model\.hidden\[1\] must be of type int"),
+        ("optimizer.learning_rate=-1", r"optimizer\.learning_rate must be > 0"),
+        ("objective.name=mle", r"objective\.name must be one of"),
+        ("objective.reinit_prob=2", r"objective\.reinit_prob must be in \[0, 1\]"),
+        ("eval.grid_low=7", r"eval\.grid_low must be < eval\.grid_high"),
+        ("train.num_steps", r"must look like section\.field=value"),
+        ("num_steps=3", r"the key must be section\.field"),
+    ],
+)
+def test_bad_override_names_the_field(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(Config(), [override])
+
+
+def test_bad_yaml_field_names_the_field_and_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  num_stepz: 5\n")
+    with pytest.raises(ValueError, match=r"train\.num_stepz.* in .*bad\.yaml"):
+        load_config(str(path))
+    path.write_text("train:\n  num_steps: [1]\n")
+    with pytest.raises(ValueError, match=r"train\.num_steps must be of type int"):
+        load_config(str(path))
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_config(str(path))
+
+
+def test_section_must_be_a_mapping():
+    with pytest.raises(ValueError, match="config section train must be a mapping"):
+        config_from_dict({"train": 5})
+
+
+def test_config_diff_names_fields():
+    a = Config()
+    b = apply_overrides(a, ["train.num_steps=7", "model.hidden=[8]"])
+    assert config_diff(a, b) == [
+        "model.hidden: [128, 128] -> [8]",
+        f"train.num_steps: {a.train.num_steps} -> 7",
+    ]
+    assert config_diff(a, b, ignore=["train.num_steps"]) == ["model.hidden: [128, 128] -> [8]"]
+    assert config_to_dict(a)["model"]["hidden"] == [128, 128]
+
+
+def test_shipped_configs_load_and_pcd_is_the_default():
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    names = sorted(p.stem for p in configs.glob("*.yaml"))
+    assert names == ["cd", "dsm", "esm", "nce", "pcd", "ssm"]
+    for name in names:
+        config = load_config(str(configs / f"{name}.yaml"))
+        assert config.objective.name == name and config.data.name == "8gaussians"
+    assert load_config(str(configs / "pcd.yaml")) == Config()
