@@ -1,5 +1,17 @@
-"""Ready-made energies: analytic oracles with exact log Z, and neural energies."""
+"""Ready-made energies: analytic oracles with exact log Z, toy densities, and neural energies."""
 
 from jebm.energies.analytic import AnalyticEnergy, gaussian, gaussian_mixture
+from jebm.energies.mlp import ACTIVATIONS, MLPEnergy, mlp_energy
+from jebm.energies.toy2d import checkerboard, eight_gaussians, rings
 
-__all__ = ["AnalyticEnergy", "gaussian", "gaussian_mixture"]
+__all__ = [
+    "AnalyticEnergy",
+    "gaussian",
+    "gaussian_mixture",
+    "eight_gaussians",
+    "rings",
+    "checkerboard",
+    "MLPEnergy",
+    "mlp_energy",
+    "ACTIVATIONS",
+]
