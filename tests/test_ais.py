@@ -41,8 +41,11 @@ def _eight_gaussians():
 
 
 def _unequal_mixture():
+    # Unequal scales and masses. The masses are (0.6, 0.3, 0.1)·s² normalised, i.e. bumps
+    # of heights 0.6 : 0.3 : 0.1 — the target these AIS settings were tuned on.
     means = np.array([[-3.0, 0.0], [2.0, 2.0], [1.0, -3.0]])
-    return gaussian_mixture(means, np.array([0.5, 0.8, 0.3]), np.array([0.6, 0.3, 0.1]))
+    scales = np.array([0.5, 0.8, 0.3])
+    return gaussian_mixture(means, scales, np.array([0.6, 0.3, 0.1]) * scales**2)
 
 
 # ----------------------------------------------------------------------------- bases

@@ -63,7 +63,9 @@ def gaussian(mean: Array, cov: Array) -> AnalyticEnergy:
     return AnalyticEnergy(energy_fn, params, jnp.float32(log_z), sample, (d,))
 
 
-def gaussian_mixture(means: Array, scales: Array | float, weights: Array | None = None) -> AnalyticEnergy:
+def gaussian_mixture(
+    means: Array, scales: Array | float, weights: Array | None = None
+) -> AnalyticEnergy:
     """Mixture of isotropic Gaussians in any dimension.
 
     ``p(x) = Σₖ wₖ N(x; μₖ, sₖ²I)``, written with the unnormalised energy

@@ -34,7 +34,7 @@ __all__ = [
     "SamplingAlgorithm",
     "normal_and_uniform",
     "normal_like",
-    "mh_accept",
+    "metropolis_select",
     "tree_vdot",
     "tree_all_finite",
     "tree_broadcast",
@@ -101,9 +101,27 @@ def normal_like(key: PRNGKey, position: ArrayTree) -> ArrayTree:
     return normal_and_uniform(key, position)[0]
 
 
-def mh_accept(log_accept_ratio: Array, log_u: Array, proposal_finite: Array) -> Array:
-    """Metropolis–Hastings test in log space; NaN ratios and non-finite proposals reject."""
-    return proposal_finite & (log_u < log_accept_ratio)
+def metropolis_select(
+    state: ArrayTree, proposal: ArrayTree, log_ratio: Array, log_u: Array, valid: Array
+) -> tuple[ArrayTree, Array, Array]:
+    """The Metropolis–Hastings test in log space, and the state it keeps.
+
+    Args:
+      state: the current kernel state.
+      proposal: the proposed state (same structure).
+      log_ratio: the log acceptance ratio; a NaN ratio rejects.
+      log_u: ``log u`` for ``u ~ U(0, 1)``.
+      valid: False for a proposal that must be rejected whatever the ratio (a
+        non-finite position, log-density or gradient; an HMC divergence).
+
+    Returns:
+      ``(new_state, acceptance_rate, is_accepted)``; the rate is
+      ``min(1, exp(log_ratio))`` for a valid proposal and 0 otherwise.
+    """
+    accept = valid & (log_u < log_ratio)
+    new_state = jax.tree.map(lambda a, b: jnp.where(accept, a, b), proposal, state)
+    rate = jnp.where(valid, jnp.exp(jnp.minimum(log_ratio, 0.0)), 0.0)
+    return new_state, rate, accept
 
 
 def tree_vdot(a: ArrayTree, b: ArrayTree) -> Array:

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jebm.samplers.base import SamplingAlgorithm, mh_accept, normal_and_uniform
+from jebm.samplers.base import SamplingAlgorithm, metropolis_select, normal_and_uniform
 from jebm.types import Array, ArrayTree, LogDensityFn, PRNGKey
 
 __all__ = ["HMCState", "HMCInfo", "init", "build_kernel", "hmc"]
@@ -130,10 +130,10 @@ def build_kernel(num_integration_steps: int, divergence_threshold: float = 1000.
         finite = jnp.isfinite(energy_error) & jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(g))
         divergent = ~finite | (energy_error > divergence_threshold)
         log_ratio = -energy_error
-        accept = mh_accept(log_ratio, log_u, ~divergent)
         proposal = HMCState(unravel(x), logdensity, unravel(g))
-        new_state = jax.tree.map(lambda a, b: jnp.where(accept, a, b), proposal, state)
-        rate = jnp.where(finite, jnp.exp(jnp.minimum(log_ratio, 0.0)), 0.0)
+        new_state, rate, accept = metropolis_select(
+            state, proposal, log_ratio, log_u, ~divergent
+        )
         return new_state, HMCInfo(rate, accept, divergent, energy_error)
 
     return kernel

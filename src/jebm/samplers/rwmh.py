@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from jebm.samplers.base import (
     SamplingAlgorithm,
-    mh_accept,
+    metropolis_select,
     normal_and_uniform,
     tree_all_finite,
     tree_broadcast,
@@ -75,9 +75,7 @@ def build_kernel():
         proposal = init(position, logdensity_fn)
         log_ratio = proposal.logdensity - state.logdensity
         finite = tree_all_finite(proposal)
-        accept = mh_accept(log_ratio, log_u, finite)
-        new_state = jax.tree.map(lambda a, b: jnp.where(accept, a, b), proposal, state)
-        rate = jnp.where(finite, jnp.exp(jnp.minimum(log_ratio, 0.0)), 0.0)
+        new_state, rate, accept = metropolis_select(state, proposal, log_ratio, log_u, finite)
         return new_state, RWMHInfo(rate, accept, ~finite)
 
     return kernel
