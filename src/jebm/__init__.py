@@ -5,6 +5,7 @@ The sign convention (density ∝ exp(−E), samplers see −E) lives in :mod:`je
 """
 
 from jebm import (
+    applications,
     config,
     datasets,
     diagnostics,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "applications",
     "config",
     "datasets",
     "diagnostics",

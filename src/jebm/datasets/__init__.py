@@ -1,6 +1,6 @@
-"""Data sets: the FFJORD two-dimensional toys with true densities and entropies."""
+"""Data sets: the FFJORD two-dimensional toys with true densities and entropies, and digits."""
 
-from jebm.datasets import toy2d
+from jebm.datasets import digits, toy2d
 from jebm.datasets.toy2d import Toy2D
 
-__all__ = ["toy2d", "Toy2D"]
+__all__ = ["toy2d", "digits", "Toy2D"]

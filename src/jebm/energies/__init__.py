@@ -1,6 +1,7 @@
 """Ready-made energies: analytic oracles with exact log Z, toy densities, and neural energies."""
 
 from jebm.energies.analytic import AnalyticEnergy, gaussian, gaussian_mixture
+from jebm.energies.conv import ConvEnergy, JointEnergy, conv_energy, joint_energy_fns
 from jebm.energies.mlp import ACTIVATIONS, MLPEnergy, mlp_energy
 from jebm.energies.toy2d import checkerboard, eight_gaussians, rings
 
@@ -14,4 +15,8 @@ __all__ = [
     "MLPEnergy",
     "mlp_energy",
     "ACTIVATIONS",
+    "ConvEnergy",
+    "conv_energy",
+    "JointEnergy",
+    "joint_energy_fns",
 ]
