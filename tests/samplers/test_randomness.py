@@ -44,3 +44,15 @@ def test_different_keys_give_independent_streams():
     z = np.asarray(draw(keys))
     # Correlation between neighbouring chains' draws: SE 1/sqrt(N); 5 SE.
     assert abs(np.corrcoef(z[:, 0], z[:, 1])[0, 1]) < 5 / np.sqrt(N)
+
+
+def test_normal_like_marginals():
+    from jebm.samplers.base import normal_like
+
+    keys = jax.random.split(jax.random.key(7), N)
+    z = np.asarray(jax.vmap(normal_like, (0, None))(keys, jnp.zeros(2)))
+    # Mean SE 1/sqrt(N), variance SE sqrt(2/N); 5 SE each; fixed seed, so p < 1e-4 is a defect.
+    np.testing.assert_array_less(np.abs(z.mean(0)), 5 / np.sqrt(N))
+    np.testing.assert_array_less(np.abs(z.var(0) - 1.0), 5 * np.sqrt(2 / N))
+    assert stats.kstest(z[:, 0], "norm").pvalue > 1e-4
+    assert abs(np.corrcoef(z.T)[0, 1]) < 5 / np.sqrt(N)

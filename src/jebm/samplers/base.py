@@ -68,6 +68,20 @@ def _symmetric_uniform(key: PRNGKey, n: int, dtype) -> Array:
     return jnp.maximum(tiny, 2.0 * one_two - 3.0)
 
 
+def _normals(key: PRNGKey, position: ArrayTree, num_uniforms: int) -> tuple[ArrayTree, Array]:
+    """N(0, 1) noise shaped like ``position`` and ``num_uniforms`` U(−1, 1) draws, one hash."""
+    leaves, treedef = jax.tree.flatten(position)
+    dtype = jnp.result_type(*leaves)
+    sizes = [leaf.size for leaf in leaves]
+    u = _symmetric_uniform(key, sum(sizes) + num_uniforms, dtype)
+    splits = np.cumsum(sizes)[:-1]
+    noise = [
+        _uniform_to_normal(chunk).reshape(leaf.shape).astype(leaf.dtype)
+        for chunk, leaf in zip(jnp.split(u[: sum(sizes)], splits), leaves, strict=True)
+    ]
+    return jax.tree.unflatten(treedef, noise), u[sum(sizes) :]
+
+
 def normal_and_uniform(key: PRNGKey, position: ArrayTree) -> tuple[ArrayTree, Array]:
     """Standard normal noise shaped like ``position`` and one log-uniform, from one draw.
 
@@ -83,22 +97,14 @@ def normal_and_uniform(key: PRNGKey, position: ArrayTree) -> tuple[ArrayTree, Ar
       Salmon, J. K., Moraes, M. A., Dror, R. O. and Shaw, D. E. (2011). Parallel
       random numbers: as easy as 1, 2, 3. SC '11. (Threefry, counter mode)
     """
-    leaves, treedef = jax.tree.flatten(position)
-    dtype = jnp.result_type(*leaves)
-    sizes = [leaf.size for leaf in leaves]
-    u = _symmetric_uniform(key, sum(sizes) + 1, dtype)
-    splits = np.cumsum(sizes)[:-1]
-    noise = [
-        _uniform_to_normal(chunk).reshape(leaf.shape).astype(leaf.dtype)
-        for chunk, leaf in zip(jnp.split(u[:-1], splits), leaves, strict=True)
-    ]
-    log_u = jnp.log1p(u[-1]) - jnp.log(2.0).astype(dtype)  # (u + 1) / 2 is U(0, 1)
-    return jax.tree.unflatten(treedef, noise), log_u
+    noise, u = _normals(key, position, 1)
+    log_u = jnp.log1p(u[0]) - jnp.log(2.0).astype(u.dtype)  # (u + 1) / 2 is U(0, 1)
+    return noise, log_u
 
 
 def normal_like(key: PRNGKey, position: ArrayTree) -> ArrayTree:
-    """Standard normal noise shaped like ``position``."""
-    return normal_and_uniform(key, position)[0]
+    """Standard normal noise shaped like ``position`` (no uniform is drawn)."""
+    return _normals(key, position, 0)[0]
 
 
 def metropolis_select(

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 
 from jebm.samplers.base import (
     SamplingAlgorithm,
-    normal_and_uniform,
+    normal_like,
     tree_all_finite,
     tree_broadcast,
     tree_vdot,
@@ -93,7 +93,7 @@ def build_kernel():
         clip_grad: Array | None = None,
         bounds: tuple[ArrayTree, ArrayTree] | None = None,
     ) -> tuple[ULAState, ULAInfo]:
-        noise, _ = normal_and_uniform(key, state.position)
+        noise = normal_like(key, state.position)
         step = tree_broadcast(step_size, state.position, "step_size")
         if noise_scale is None:
             sigma = jax.tree.map(lambda h: jnp.sqrt(2.0 * h), step)
