@@ -128,8 +128,50 @@ def test_shipped_configs_load_and_pcd_is_the_default():
 
     configs = Path(__file__).resolve().parents[1] / "configs"
     names = sorted(p.stem for p in configs.glob("*.yaml"))
-    assert names == ["cd", "dsm", "esm", "nce", "pcd", "ssm"]
-    for name in names:
+    toys = ["cd", "dsm", "esm", "nce", "pcd", "ssm"]
+    assert names == sorted([*toys, "digits_pcd"])
+    for name in toys:
         config = load_config(str(configs / f"{name}.yaml"))
         assert config.objective.name == name and config.data.name == "8gaussians"
+        assert config.model.kind == "mlp" and config.sampler.bounds is None
     assert load_config(str(configs / "pcd.yaml")) == Config()
+    digits = load_config(str(configs / "digits_pcd.yaml"))
+    assert (digits.data.name, digits.objective.name, digits.model.kind) == ("digits", "pcd", "conv")
+    assert digits.sampler.bounds == (0.0, 1.0)
+    assert (digits.objective.init_low, digits.objective.init_high) == (0.0, 1.0)
+
+
+def test_new_fields_default_to_the_old_behaviour():
+    config = Config()
+    assert config.model.kind == "mlp" and config.sampler.bounds is None
+    assert config.data.classes is None and config.eval.ais_base == "logit_gaussian"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.kind=resnet", r"model\.kind must be one of"),
+        ("model.features=[]", r"model\.features must be a non-empty list"),
+        ("sampler.bounds=[1, 0]", r"sampler\.bounds must be null or \[low, high\]"),
+        ("sampler.bounds=[0, 1, 2]", r"sampler\.bounds must be null or \[low, high\]"),
+        ("sampler.bounds=0", r"sampler\.bounds must be a list of float"),
+        ("data.test_fraction=1.5", r"data\.test_fraction must be in \(0, 1\)"),
+        ("data.classes=[3, 12]", r"data\.classes must be null or a non-empty list"),
+        ("eval.ais_chains=1", r"eval\.ais_chains must be >= 2"),
+        ("eval.ais_base=normal", r"eval\.ais_base must be one of"),
+        ("model.spectral_norm=3", r"model\.spectral_norm must be of type bool"),
+    ],
+)
+def test_bad_image_field_names_the_field(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(Config(), [override])
+
+
+def test_cross_field_checks_for_images():
+    with pytest.raises(ValueError, match=r"model\.hidden must hold one width"):
+        apply_overrides(Config(), ["model.kind=conv"])
+    with pytest.raises(ValueError, match=r"sampler\.bounds is supported by sampler\.name=ula"):
+        apply_overrides(Config(), ["sampler.name=mala", "sampler.bounds=[0, 1]"])
+    config = apply_overrides(Config(), ["model.kind=conv", "model.hidden=[64]",
+                                        "data.classes=[0, 1]", "sampler.bounds=[0, 1]"])
+    assert config.data.classes == (0, 1) and config.sampler.bounds == (0.0, 1.0)

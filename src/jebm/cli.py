@@ -1,16 +1,21 @@
 """The ``jebm`` command line: ``jebm train | sample | evaluate``.
 
 * ``jebm train [--config configs/X.yaml] [section.field=value ...] [--workdir W]`` trains
-  an energy on a 2-D toy and writes, into ``W``: ``config.yaml`` (the resolved
-  config), ``run.json`` (seed and package versions), ``metrics.jsonl``,
-  ``checkpoints/``, ``energy.png`` (learned density beside the true one),
-  ``samples.png`` (sampler draws from the model over the data) and ``summary.json``
-  (test NLL by grid quadrature of ``log Z``, the data entropy ``H`` and ``NLL − H``).
-  Re-running it on the same ``W`` resumes from the last checkpoint.
+  an energy and writes, into ``W``: ``config.yaml`` (the resolved config), ``run.json``
+  (seed and package versions), ``metrics.jsonl``, ``checkpoints/`` and ``summary.json``.
+  On a 2-D toy it adds ``energy.png`` (learned density beside the true one) and
+  ``samples.png`` (sampler draws over the data); the summary holds the test NLL by grid
+  quadrature of ``log Z``, the data entropy ``H`` and ``NLL − H``. On ``digits`` it
+  adds image grids ``samples.png`` (chains from noise), ``buffer.png`` (the replay
+  buffer, pcd) and ``data.png``; the summary holds the test NLL in nats per image on
+  [0, 1]⁶⁴ by AIS in logit coordinates, with its standard error, and the
+  full-covariance Gaussian baseline. Re-running it on the same ``W`` resumes from the
+  last checkpoint.
 * ``jebm sample [--target 8gaussians] [--sampler mala] ...`` runs MCMC chains on an
   analytic target and writes ``samples.png`` and ``summary.json`` (acceptance rate,
   ESS, R̂, mean and covariance against their exact values); with ``--workdir W`` it
-  samples the model trained in ``W`` instead.
+  samples the model trained in ``W`` instead (by default with its training sampler;
+  for images: ``chains.png``, rows of chains from noise, and ``samples.png``).
 * ``jebm evaluate --workdir W`` recomputes the test NLL of the checkpoint in ``W``.
 
 The functions behind the subcommands are plain Python (``train``, ``sample``,
@@ -54,7 +59,8 @@ _PACKAGES = ("jebm", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "nump
 _RESUMABLE = ("train.chunk_size", "train.log_every", "train.eval_every",
               "train.checkpoint_every", "train.keep_checkpoints", "eval.grid_points",
               "eval.num_samples", "eval.sample_steps", "eval.grid_low", "eval.grid_high",
-              "data.num_test")
+              "data.num_test", "eval.grid_rows", "eval.ais_base", "eval.ais_chains",
+              "eval.ais_bridges", "eval.ais_step_size")
 
 
 # ----------------------------------------------------------------------------- builders
@@ -82,13 +88,16 @@ def build_optimizer(config: Config) -> optax.GradientTransformation:
     return tx
 
 
-def build_sampler(config: SamplerConfig, dim: int):
-    """``factory(logdensity_fn) -> SamplingAlgorithm`` for ``config`` on ``dim``-D points."""
+def build_sampler(config: SamplerConfig, dim: int | tuple[int, ...]):
+    """``factory(logdensity_fn) -> SamplingAlgorithm`` for ``config`` on points of
+    ``dim`` coordinates (or of event shape ``dim``)."""
     from jebm import samplers
 
     if config.name == "ula":
+        bounds = None if config.bounds is None else tuple(config.bounds)
         return functools.partial(samplers.ula, step_size=config.step_size,
-                                 noise_scale=config.noise_scale, clip_grad=config.clip_grad)
+                                 noise_scale=config.noise_scale, clip_grad=config.clip_grad,
+                                 bounds=bounds)
     if config.name == "mala":
         return functools.partial(samplers.mala, step_size=config.step_size)
     if config.name == "rwmh":
@@ -97,12 +106,62 @@ def build_sampler(config: SamplerConfig, dim: int):
                                               config.num_integration_steps)
 
 
+class _Data:
+    """The data set of a config: a 2-D toy, or the 8×8 digits on [0, 1]⁶⁴.
+
+    Attributes: ``sample(key, n)`` (training batches), ``test`` (held-out points),
+    ``event_shape``, ``planar`` (2-D points: grid quadrature and density plots;
+    otherwise images: AIS and image grids), ``toy`` (the :class:`Toy2D`, or None) and
+    ``train`` (digits: dequantised training images, for the baselines).
+    """
+
+    def __init__(self, config: Config, key):
+        data = config.data
+        if data.name == "digits":
+            from jebm.datasets import digits
+
+            split = digits.load_digits(test_fraction=data.test_fraction, seed=data.split_seed,
+                                       classes=data.classes)
+            k_test, k_train = jax.random.split(key)
+            self.toy = None
+            self.sample = digits.sampler(split.train_counts)
+            self.test = digits.dequantize(k_test, split.test_counts)
+            self.train = digits.dequantize(k_train, split.train_counts)
+            self.event_shape = digits.IMAGE_SHAPE
+        else:
+            from jebm.datasets import toy2d
+
+            self.toy = toy2d.get(data.name)
+            self.sample = self.toy.sample
+            self.test = self.toy.sample(key, data.num_test)
+            self.train = None
+            self.event_shape = (2,)
+        self.planar = self.event_shape == (2,)
+
+
+def _build_energy(key, model, event_shape: tuple[int, ...]):
+    """``(energy_fn, params)`` of ``config.model`` for single inputs of ``event_shape``."""
+    if model.kind == "conv":
+        from jebm.energies.conv import conv_energy
+
+        if len(event_shape) not in (2, 3):
+            raise ValueError(f"model.kind=conv needs image data, got points of shape "
+                             f"{event_shape}; use model.kind=mlp.")
+        return conv_energy(key, event_shape, features=model.features, hidden=model.hidden[0],
+                           activation=model.activation, spectral_norm=model.spectral_norm)
+    from jebm.energies.mlp import mlp_energy
+
+    energy_fn, params = mlp_energy(key, math.prod(event_shape), model.hidden,
+                                   activation=model.activation)
+    if len(event_shape) == 1:
+        return energy_fn, params
+    return (lambda p, x: energy_fn(p, x.reshape(-1))), params
+
+
 class _Run:
     """Everything a config determines: data, energy, objective, optimizer, initial state."""
 
     def __init__(self, config: Config):
-        from jebm.datasets import toy2d
-        from jebm.energies.mlp import mlp_energy
         from jebm.objectives import (
             cd,
             denoising_score_matching,
@@ -116,20 +175,21 @@ class _Run:
         )
 
         self.config = config
-        self.dataset = toy2d.get(config.data.name)
         key = jax.random.key(config.train.seed)
         k_model, k_state, self.train_key, k_test, k_noise, self.sample_key = jax.random.split(
             key, 6)
-        energy_fn, params = mlp_energy(k_model, 2, config.model.hidden,
-                                       activation=config.model.activation)
+        self.eval_key = jax.random.fold_in(key, 6)
+        self.data = _Data(config, k_test)
+        shape = self.event_shape = self.data.event_shape
+        energy_fn, params = _build_energy(k_model, config.model, shape)
         obj = config.objective
-        sampler = build_sampler(config.sampler, 2)
+        sampler = build_sampler(config.sampler, shape)
         if obj.name == "cd":
             objective = cd(energy_fn, sampler, config.sampler.num_steps, energy_l2=obj.energy_l2)
         elif obj.name == "pcd":
             objective = pcd(energy_fn, sampler, config.sampler.num_steps,
                             buffer_size=obj.buffer_size, reinit_prob=obj.reinit_prob,
-                            base_sampler=uniform_box((2,), obj.init_low, obj.init_high),
+                            base_sampler=uniform_box(shape, obj.init_low, obj.init_high),
                             num_chains=obj.num_chains or None, energy_l2=obj.energy_l2)
         elif obj.name == "esm":
             objective = exact_score_matching(energy_fn)
@@ -139,16 +199,18 @@ class _Run:
         elif obj.name == "dsm":
             objective = denoising_score_matching(energy_fn, sigma=obj.sigma)
         else:  # nce: the normaliser is a parameter; the noise is fitted to 10⁴ data points
-            noise = fit_gaussian_noise(self.dataset.sample(k_noise, 10_000))
+            if not self.data.planar:
+                raise ValueError("objective.name=nce is implemented for 2-D data only.")
+            noise = fit_gaussian_noise(self.data.sample(k_noise, 10_000))
             objective = nce(energy_fn, noise, noise_ratio=obj.noise_ratio)
             params = nce_params(params)
         self.model_energy_fn = (lambda p, x: energy_fn(p["energy"], x)) if obj.name == "nce" \
             else energy_fn
         self.objective = objective
         self.optimizer = build_optimizer(config)
-        batch = self.dataset.sample(k_state, config.data.batch_size)
+        batch = self.data.sample(k_state, config.data.batch_size)
         self.initial_state = init_train_state(k_state, params, self.optimizer, objective, batch)
-        self.test = self.dataset.sample(k_test, config.data.num_test)
+        self.test = self.data.test
         ev = config.eval
         self.extent = (ev.grid_low, ev.grid_high, ev.grid_low, ev.grid_high)
         self.jit_test_nll = jax.jit(self.test_nll)
@@ -161,9 +223,27 @@ class _Run:
                           high=(ev.grid_high, ev.grid_high), num_points=ev.grid_points)
 
     def test_nll(self, params) -> dict[str, jax.Array]:
+        """Periodic evaluation: the test NLL by grid quadrature (2-D data), or, for
+        images, the mean test energy (Z-free; the AIS NLL is computed at the end)."""
         energies = jax.vmap(self.model_energy_fn, in_axes=(None, 0))(params, self.test)
+        if not self.data.planar:
+            return {"energy_test": jnp.mean(energies)}
         log_z = self.log_z(params)
         return {"nll": jnp.mean(energies) + log_z, "log_z": log_z}
+
+    def ais_nll(self, params):
+        """Test NLL on the box [0, 1]^d by logit-space AIS (images)."""
+        from jebm.applications import logistic_base, logit_ais_nll, logit_gaussian_base
+
+        ev = self.config.eval
+        if ev.ais_base == "logit_gaussian":
+            base = logit_gaussian_base(self.data.train)
+        else:
+            base = logistic_base(self.event_shape)
+        fn = jax.jit(lambda k, p: logit_ais_nll(
+            k, self.model_energy_fn, p, self.test, base, ev.ais_chains,
+            num_bridges=ev.ais_bridges, step_size=ev.ais_step_size, adapt_step_size=True))
+        return fn(self.eval_key, params)
 
     def restore(self, workdir: Path, step: int | None = None):
         manager = checkpoint_manager(workdir / "checkpoints")
@@ -238,29 +318,50 @@ def _draw_model_samples(run: _Run, params, sampler_config: SamplerConfig, num_ch
     from jebm.energy import logdensity_fn
     from jebm.samplers import run_chains
 
-    alg = build_sampler(sampler_config, 2)(logdensity_fn(run.model_energy_fn, params))
+    alg = build_sampler(sampler_config, run.event_shape)(
+        logdensity_fn(run.model_energy_fn, params))
     obj = run.config.objective
     k_init, k_run = jax.random.split(key)
-    x0 = jax.random.uniform(k_init, (num_chains, 2), minval=obj.init_low, maxval=obj.init_high)
+    x0 = jax.random.uniform(k_init, (num_chains, *run.event_shape), minval=obj.init_low,
+                            maxval=obj.init_high)
     result = jax.jit(lambda k, x: run_chains(k, alg, x, num_steps, keep_trace=False))(k_run, x0)
     return result.state.position
 
 
-def _plots(run: _Run, params, workdir: Path) -> None:
+def _image_plots(run: _Run, state, workdir: Path) -> None:
+    from jebm.applications import save_image_grid as plot_images
+
+    ev = run.config.eval
+    count = ev.grid_rows * ev.grid_rows
+    draws = _draw_model_samples(run, state.params, run.config.sampler,
+                                min(ev.num_samples, count), ev.sample_steps, run.sample_key)
+    plot_images(workdir / "samples.png", draws, ev.grid_rows,
+                title=f"{run.config.sampler.name} chains from noise ({ev.sample_steps} steps)")
+    plot_images(workdir / "data.png", run.test[:count], ev.grid_rows, title="test images")
+    buffer = getattr(state.objective_state, "samples", None)
+    if buffer is not None:
+        plot_images(workdir / "buffer.png", buffer[:count], ev.grid_rows,
+                    title=f"replay buffer, step {int(state.step)}")
+
+
+def _plots(run: _Run, state, workdir: Path) -> None:
     from jebm.plotting import plot_densities, plot_samples
 
+    if not run.data.planar:
+        return _image_plots(run, state, workdir)
+    params = state.params
     points, shape = _grid(run.extent, 200)
     energies = jax.jit(jax.vmap(run.model_energy_fn, in_axes=(None, 0)))(params, points)
     log_z = run.jit_test_nll(params)["log_z"]
     learned = np.asarray(-(energies + log_z)).reshape(shape)
-    true = np.asarray(jax.jit(jax.vmap(run.dataset.log_prob))(points)).reshape(shape)
+    true = np.asarray(jax.jit(jax.vmap(run.data.toy.log_prob))(points)).reshape(shape)
     plot_densities(workdir / "energy.png", [learned, true],
-                   [f"learned ({run.config.objective.name})", f"true ({run.dataset.name})"],
+                   [f"learned ({run.config.objective.name})", f"true ({run.data.toy.name})"],
                    run.extent)
     ev = run.config.eval
     draws = _draw_model_samples(run, params, run.config.sampler, ev.num_samples,
                                 ev.sample_steps, run.sample_key)
-    data = run.dataset.sample(run.sample_key, ev.num_samples)
+    data = run.data.sample(run.sample_key, ev.num_samples)
     plot_samples(workdir / "samples.png", np.asarray(draws), reference=np.asarray(data),
                  energy_grid=np.asarray(energies).reshape(shape), extent=run.extent,
                  title=f"{run.config.sampler.name} draws from the model "
@@ -268,8 +369,23 @@ def _plots(run: _Run, params, workdir: Path) -> None:
 
 
 def _nll_summary(run: _Run, params) -> dict[str, float]:
+    """Test NLL in nats per point: grid quadrature (2-D) or logit-space AIS (images)."""
+    if not run.data.planar:
+        from jebm.datasets.digits import DISCRETE_OFFSET, gaussian_nll
+
+        tic = time.perf_counter()
+        est = jax.block_until_ready(run.ais_nll(params))
+        gauss, gauss_stderr = gaussian_nll(run.data.train, run.test)
+        ev = run.config.eval
+        return {"test_nll": float(est.nll), "test_nll_stderr": float(est.nll_stderr),
+                "log_z": float(est.ais.log_z), "log_z_stderr": float(est.log_z_stderr),
+                "mean_energy_test": float(est.mean_energy), "ais_ess": float(est.ais.ess),
+                "ais_base": ev.ais_base, "ais_chains": ev.ais_chains,
+                "ais_bridges": ev.ais_bridges, "ais_seconds": time.perf_counter() - tic,
+                "gaussian_nll": gauss, "gaussian_nll_stderr": gauss_stderr,
+                "uniform_nll": 0.0, "discrete_offset": DISCRETE_OFFSET}
     values = {k: float(v) for k, v in run.jit_test_nll(params).items()}
-    entropy = float(run.dataset.entropy)
+    entropy = float(run.data.toy.entropy)
     return {"test_nll": values["nll"], "log_z": values["log_z"], "entropy": entropy,
             "nll_minus_entropy": values["nll"] - entropy}
 
@@ -283,7 +399,7 @@ def train(
     overrides: tyro.conf.Positional[tuple[str, ...]] = (),
     progress: bool = True,
 ) -> dict:
-    """Train an energy-based model on a 2-D toy (default: PCD on 8gaussians).
+    """Train an energy-based model on a 2-D toy or the digits (default: PCD on 8gaussians).
 
     Args:
       config: YAML config file; omitted fields take the defaults (the default job).
@@ -308,7 +424,7 @@ def train(
     nll = run.jit_test_nll
     tc = cfg.train
     result = train_loop(
-        run.train_key, run.initial_state, step, run.dataset.sample,
+        run.train_key, run.initial_state, step, run.data.sample,
         num_steps=tc.num_steps, batch_size=cfg.data.batch_size, chunk_size=tc.chunk_size,
         workdir=out, checkpoint_every=tc.checkpoint_every, max_to_keep=tc.keep_checkpoints,
         eval_fn=lambda state: nll(state.params), eval_every=tc.eval_every or None,
@@ -316,7 +432,7 @@ def train(
         checkpoint_extra={"objective": cfg.objective.name, "data": cfg.data.name})
     train_seconds = time.perf_counter() - tic
     params = result.state.params
-    _plots(run, params, out)
+    _plots(run, result.state, out)
     summary = {
         "data": cfg.data.name,
         "objective": cfg.objective.name,
@@ -366,7 +482,8 @@ def _target(name: str):
 
 
 def _run_sampler(key, alg, x0, num_steps: int, chunk_size: int, progress: bool, desc: str):
-    """Chains in jitted chunks; returns (trace (num_steps, chains, 2), acceptance or None)."""
+    """Chains in jitted chunks; returns (trace (num_steps, chains, *event), acceptance or
+    None)."""
     from jebm.samplers import run_chains
 
     @functools.partial(jax.jit, static_argnums=2)
@@ -396,7 +513,7 @@ def _chain_summary(trace: np.ndarray, exact_mean, exact_cov) -> dict:
     ess = np.asarray(effective_sample_size(jnp.asarray(trace)))
     rhat = np.asarray(split_rhat(jnp.asarray(trace)))
     flat = trace.reshape(-1, trace.shape[-1]).astype(np.float64)
-    mean, cov = flat.mean(0), np.cov(flat, rowvar=False)
+    mean, cov = flat.mean(0), np.atleast_2d(np.cov(flat, rowvar=False))
     mcse = np.sqrt(np.diag(cov) / ess)
     out = {
         "ess_bulk": ess.tolist(),
@@ -420,7 +537,7 @@ def _chain_summary(trace: np.ndarray, exact_mean, exact_cov) -> dict:
 
 def sample(
     target: Literal["8gaussians", "gaussian", "rings"] = "8gaussians",
-    sampler: Literal["mala", "rwmh", "hmc", "ula"] = "mala",
+    sampler: Literal["mala", "rwmh", "hmc", "ula"] | None = None,
     num_chains: int = 64,
     num_steps: int = 2000,
     burn_in: int | None = None,
@@ -437,7 +554,8 @@ def sample(
 
     Args:
       target: analytic target (ignored with --workdir).
-      sampler: MCMC kernel.
+      sampler: MCMC kernel (default: mala on a target; with --workdir, the training
+        config's sampler with all its settings).
       num_chains: independent chains.
       num_steps: transitions per chain, burn-in included.
       burn_in: transitions discarded first (default: half of num_steps).
@@ -458,6 +576,7 @@ def sample(
     from jebm.energy import logdensity_fn
     from jebm.plotting import plot_samples
 
+    images = None
     burn_in = num_steps // 2 if burn_in is None else burn_in
     if not 0 <= burn_in < num_steps - 3:
         raise ValueError(f"burn_in must be in [0, num_steps - 4], got {burn_in}.")
@@ -473,22 +592,31 @@ def sample(
         run = _Run(cfg)
         params = run.restore(wd).params
         energy_fn = run.model_energy_fn
+        sampler = sampler or cfg.sampler.name
+        ula = sampler == "ula"
         scfg = SamplerConfig(
             name=sampler, step_size=step_size or cfg.sampler.step_size,
-            noise_scale=cfg.sampler.noise_scale if sampler == "ula" else None,
-            clip_grad=cfg.sampler.clip_grad if sampler == "ula" else None,
+            noise_scale=cfg.sampler.noise_scale if ula else None,
+            clip_grad=cfg.sampler.clip_grad if ula else None,
+            bounds=cfg.sampler.bounds if ula else None,
             num_integration_steps=num_integration_steps)
         obj = cfg.objective
-        x0 = jax.random.uniform(k_init, (num_chains, 2), minval=obj.init_low,
+        x0 = jax.random.uniform(k_init, (num_chains, *run.event_shape), minval=obj.init_low,
                                 maxval=obj.init_high)
-        data = np.asarray(run.dataset.sample(jax.random.key(seed + 1), 100_000), np.float64)
-        exact_mean, exact_cov = data.mean(0), np.cov(data, rowvar=False)
-        reference_label = f"{cfg.data.name} data (moments of 1e5 draws)"
-        reference = data[: min(len(data), 2000)]
+        if run.data.planar:
+            data = np.asarray(run.data.sample(jax.random.key(seed + 1), 100_000), np.float64)
+            exact_mean, exact_cov = data.mean(0), np.cov(data, rowvar=False)
+            reference_label = f"{cfg.data.name} data (moments of 1e5 draws)"
+            reference = data[: min(len(data), 2000)]
+        else:  # images: chain diagnostics of the energy trace, no exact moments
+            images = cfg.eval.grid_rows
+            exact_mean = exact_cov = None
+            reference_label = "none (diagnostics of the energy of each chain)"
         extent = run.extent
         label = f"model in {workdir}"
         out_dir = Path(out) if out is not None else wd / "sample"
     else:
+        sampler = sampler or "mala"
         analytic, exact_mean, exact_cov, extent, reference_label = _target(target)
         energy_fn, params = analytic.energy_fn, analytic.params
         scfg = SamplerConfig(name=sampler, step_size=step_size or _STEP_SIZES[target][sampler],
@@ -497,10 +625,16 @@ def sample(
         reference = None
         label = target
         out_dir = Path(out) if out is not None else Path("jebm-sample")
-    alg = build_sampler(scfg, 2)(logdensity_fn(energy_fn, params))
+    alg = build_sampler(scfg, x0.shape[1:])(logdensity_fn(energy_fn, params))
     tic = time.perf_counter()
     trace, rate = _run_sampler(k_run, alg, x0, num_steps, chunk_size, progress, sampler)
     seconds = time.perf_counter() - tic
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if images is not None:
+        _chain_grids(out_dir, np.asarray(x0), trace, images, sampler)
+        energies = jax.jit(lambda p, t: jax.lax.map(
+            lambda xs: jax.vmap(energy_fn, in_axes=(None, 0))(p, xs), t))
+        trace = np.asarray(energies(params, jnp.asarray(trace)))[..., None]  # (steps, chains, 1)
     kept = trace[burn_in:]
     summary = {
         "target": label,
@@ -515,7 +649,9 @@ def sample(
         "reference": reference_label,
         "seconds": seconds,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if images is not None:
+        _write_json(out_dir / "summary.json", summary)
+        return summary
     points, shape = _grid(extent, 150)
     energies = jax.jit(jax.vmap(energy_fn, in_axes=(None, 0)))(params, points)
     shown = kept.reshape(-1, 2)
@@ -527,11 +663,28 @@ def sample(
     return summary
 
 
+def _chain_grids(out_dir: Path, x0: np.ndarray, trace: np.ndarray, rows: int,
+                 sampler: str) -> None:
+    """``chains.png``: a row per chain, from the noise it starts at to its last state in
+    ``rows − 1`` even steps; ``samples.png``: the final states of up to ``rows²`` chains."""
+    from jebm.applications import save_image_grid
+
+    num_steps, num_chains = trace.shape[:2]
+    frames = np.unique(np.linspace(0, num_steps - 1, rows - 1).round().astype(int))
+    shown = min(num_chains, rows)
+    strip = np.concatenate([x0[None, :shown], trace[frames, :shown]])  # (frames+1, chains)
+    save_image_grid(out_dir / "chains.png", strip.swapaxes(0, 1).reshape(-1, *x0.shape[1:]),
+                    strip.shape[0], title=f"{sampler} chains from noise, steps 0 to {num_steps}")
+    save_image_grid(out_dir / "samples.png", trace[-1, : rows * rows], rows,
+                    title=f"{sampler}: final states after {num_steps} steps")
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 
 def evaluate(workdir: str, config: str | None = None, step: int | None = None) -> dict:
-    """Test NLL (grid quadrature of log Z) of a trained checkpoint.
+    """Test NLL of a trained checkpoint (grid quadrature of log Z for 2-D data, AIS for
+    images).
 
     Args:
       workdir: a folder written by `jebm train`.

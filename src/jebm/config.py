@@ -4,6 +4,10 @@ A :class:`Config` has seven sections, ``data``, ``model``, ``objective``, ``samp
 ``optimizer``, ``train`` and ``eval``. Its defaults are the default job: persistent
 contrastive divergence on ``8gaussians`` with a 2→128→128→1 SiLU MLP energy.
 
+The data set decides how a run is evaluated: a 2-D toy by grid quadrature of ``log Z``
+and density plots (``eval.grid_*``); the 8×8 ``digits`` images by annealed importance
+sampling in logit coordinates (``eval.ais_*``) and image grids.
+
 Every error names the offending field by its dotted path: an unknown key
 (``train.num_stepz``, with a suggestion), a wrong type (``train.num_steps`` given
 ``"many"``), or an invalid value (``optimizer.learning_rate`` must be positive).
@@ -42,10 +46,14 @@ __all__ = [
     "config_diff",
     "OBJECTIVES",
     "SAMPLERS",
+    "MODELS",
+    "AIS_BASES",
 ]
 
 OBJECTIVES = ("cd", "pcd", "esm", "ssm", "dsm", "nce")
 SAMPLERS = ("ula", "mala", "rwmh", "hmc")
+MODELS = ("mlp", "conv")
+AIS_BASES = ("logit_gaussian", "uniform")
 
 
 def _require(ok: bool, path: str, message: str, value: Any) -> None:
@@ -74,37 +82,67 @@ class DataConfig:
     """The data set and batching.
 
     Attributes:
-      name: a 2-D toy of :mod:`jebm.datasets.toy2d` (``8gaussians``, ``2spirals``, ...).
+      name: a 2-D toy of :mod:`jebm.datasets.toy2d` (``8gaussians``, ``2spirals``, ...)
+        or ``digits`` (:mod:`jebm.datasets.digits`, 8×8 images dequantised to [0, 1]).
       batch_size: data points per update.
-      num_test: held-out points for the test NLL.
+      num_test: 2-D toys: held-out points for the test NLL.
+      test_fraction: digits: share of the images held out for the test NLL.
+      split_seed: digits: seed of the fixed train/test permutation.
+      classes: digits: labels to keep (e.g. ``[0, 1, 2, 3, 4]``); ``None`` keeps all ten.
     """
 
     _section: ClassVar[str] = "data"
     name: str = "8gaussians"
     batch_size: int = 256
     num_test: int = 20_000
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self):
         _positive(self, "batch_size", "num_test")
+        _positive(self, "split_seed", allow_zero=True)
+        _require(0.0 < self.test_fraction < 1.0, "data.test_fraction", "must be in (0, 1)",
+                 self.test_fraction)
+        if self.classes is not None:
+            _require(len(self.classes) > 0 and all(0 <= c <= 9 for c in self.classes),
+                     "data.classes", "must be null or a non-empty list of digits 0-9",
+                     self.classes)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The energy network: an MLP ``d → hidden… → 1``.
+    """The energy network.
 
     Attributes:
-      hidden: widths of the hidden layers.
+      kind: ``mlp``, an MLP ``d → hidden… → 1`` on the flattened input, or ``conv``,
+        :class:`jebm.energies.conv.ConvEnergy` on images (convs ``features``, then one
+        dense layer of width ``hidden[0]``).
+      hidden: widths of the hidden layers (conv: exactly one, the dense width).
       activation: ``silu``, ``swish``, ``elu``, ``softplus``, ``tanh``, ``relu`` or ``gelu``.
+      features: conv: channels of the conv layers (each after the first has stride 2).
+      spectral_norm: conv: spectral normalisation of every layer.
     """
 
     _section: ClassVar[str] = "model"
+    kind: str = "mlp"
     hidden: tuple[int, ...] = (128, 128)
     activation: str = "silu"
+    features: tuple[int, ...] = (32, 64)
+    spectral_norm: bool = False
 
     def __post_init__(self):
+        _choice(self, "kind", MODELS)
         _require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "model.hidden",
                  "must be a non-empty list of positive widths", self.hidden)
         _choice(self, "activation", ("silu", "swish", "elu", "softplus", "tanh", "relu", "gelu"))
+        _require(len(self.features) > 0 and all(f > 0 for f in self.features),
+                 "model.features", "must be a non-empty list of positive channel counts",
+                 self.features)
+        if self.kind == "conv":
+            _require(len(self.hidden) == 1, "model.hidden",
+                     "must hold one width (the dense layer) when model.kind is conv",
+                     self.hidden)
 
 
 @dataclass(frozen=True)
@@ -162,6 +200,8 @@ class SamplerConfig:
       noise_scale: ula only: ``None`` for the exact Langevin noise ``√(2h)``, else σ
         (samples the tempered density at ``T = σ²/(2h)``).
       clip_grad: ula only: clip each gradient element to ``[−c, c]``; ``None`` off.
+      bounds: ula only: ``[low, high]``, clamp every coordinate of each new state to
+        this box (e.g. ``[0, 1]``, the pixel range); ``None`` off.
       num_integration_steps: hmc: leapfrog steps per transition.
     """
 
@@ -171,12 +211,19 @@ class SamplerConfig:
     step_size: float = 0.02
     noise_scale: float | None = None
     clip_grad: float | None = None
+    bounds: tuple[float, ...] | None = None
     num_integration_steps: int = 5
 
     def __post_init__(self):
         _choice(self, "name", SAMPLERS)
         _positive(self, "num_steps", "step_size", "noise_scale", "clip_grad",
                   "num_integration_steps")
+        if self.bounds is not None:
+            _require(len(self.bounds) == 2 and self.bounds[0] < self.bounds[1],
+                     "sampler.bounds", "must be null or [low, high] with low < high",
+                     self.bounds)
+            _require(self.name == "ula", "sampler.bounds",
+                     "is supported by sampler.name=ula only (set it to null)", self.bounds)
 
 
 @dataclass(frozen=True)
@@ -245,14 +292,20 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation and plots.
+    """Evaluation and plots: grid quadrature for 2-D data, AIS and image grids for images.
 
     Attributes:
-      grid_low: lower corner of the square quadrature grid for log Z (2-D data).
-      grid_high: upper corner of that grid.
-      grid_points: grid points per axis.
+      grid_low: 2-D: lower corner of the square quadrature grid for log Z.
+      grid_high: 2-D: upper corner of that grid.
+      grid_points: 2-D: grid points per axis.
       num_samples: chains drawn from the trained model for ``samples.png``.
       sample_steps: sampler transitions for those draws (from the uniform box).
+      grid_rows: images: images per row of the PNG grids.
+      ais_base: images: AIS base in logit coordinates, ``logit_gaussian`` (fitted to
+        the training images) or ``uniform`` (the uniform density on the box).
+      ais_chains: images: AIS chains for log Z.
+      ais_bridges: images: AIS intermediate distributions.
+      ais_step_size: images: initial MALA step size of AIS (adapted on the way).
     """
 
     _section: ClassVar[str] = "eval"
@@ -261,9 +314,17 @@ class EvalConfig:
     grid_points: int = 300
     num_samples: int = 2000
     sample_steps: int = 500
+    grid_rows: int = 10
+    ais_base: str = "logit_gaussian"
+    ais_chains: int = 128
+    ais_bridges: int = 300
+    ais_step_size: float = 0.05
 
     def __post_init__(self):
-        _positive(self, "grid_points", "num_samples", "sample_steps")
+        _positive(self, "grid_points", "num_samples", "sample_steps", "grid_rows",
+                  "ais_bridges", "ais_step_size")
+        _choice(self, "ais_base", AIS_BASES)
+        _require(self.ais_chains >= 2, "eval.ais_chains", "must be >= 2", self.ais_chains)
         _require(self.grid_low < self.grid_high, "eval.grid_low",
                  f"must be < eval.grid_high ({self.grid_high})", self.grid_low)
         _require(self.grid_points >= 2, "eval.grid_points", "must be >= 2", self.grid_points)
