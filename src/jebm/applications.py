@@ -45,7 +45,6 @@ References:
   Mann–Whitney statistic)
 """
 
-import math
 import os
 from collections.abc import Callable
 
@@ -57,7 +56,7 @@ from jaxtyping import Bool, Float, Int
 
 from jebm.energy import batch_energy
 from jebm.objectives.base import Objective
-from jebm.partition.ais import Base, NLLEstimate, ais, gaussian_base
+from jebm.partition.ais import Base, NLLEstimate, ais_nll, gaussian_base
 from jebm.samplers.runner import run_chains
 from jebm.samplers.ula import ula
 from jebm.types import Array, EnergyFn, PRNGKey, PyTree
@@ -503,16 +502,8 @@ def logit_ais_nll(
       An :class:`~jebm.partition.ais.NLLEstimate` in the ``[0, 1]^d`` space (its ``ais``
       field holds the logit-space run; ``ais.final_positions`` are logits).
     """
-    x_test = jnp.asarray(x_test)
-    if x_test.ndim < 1 or x_test.shape[0] < 2:
-        raise ValueError(f"x_test must be a batch (n, *event) with n >= 2, got {x_test.shape}.")
-    result = ais(key, logit_energy(energy_fn), params, base, num_chains, **ais_kwargs)
-    energies = batch_energy(energy_fn, params, x_test)
-    mean_energy = jnp.mean(energies)
-    energy_stderr = jnp.std(energies, ddof=1) / math.sqrt(energies.shape[0])
-    nll = mean_energy + result.log_z
-    nll_stderr = jnp.sqrt(result.log_z_stderr**2 + energy_stderr**2)
-    return NLLEstimate(nll, nll_stderr, result.log_z_stderr, mean_energy, energy_stderr, result)
+    return ais_nll(key, energy_fn, params, x_test, base, num_chains,
+                   ais_energy_fn=logit_energy(energy_fn), **ais_kwargs)
 
 
 # ---------------------------------------------------------------------------- figures

@@ -690,6 +690,8 @@ def ais_nll(
     x_test: Float[Array, "n ..."],
     base: Base,
     num_chains: int,
+    *,
+    ais_energy_fn: EnergyFn | None = None,
     **ais_kwargs,
 ) -> NLLEstimate:
     """Average test negative log-likelihood of an EBM, with log Z from forward AIS.
@@ -705,6 +707,9 @@ def ais_nll(
       x_test: ``(n, *event)`` test points, ``n >= 2``.
       base: a normalised :class:`Base`.
       num_chains: AIS chains.
+      ais_energy_fn: the energy AIS anneals to, if not ``energy_fn`` itself: the same
+        density in other coordinates with the same ``Z`` (e.g. logits of a box, see
+        :func:`jebm.applications.logit_energy`); ``base`` lives in those coordinates.
       **ais_kwargs: forwarded to :func:`ais` (``num_bridges``, ``step_size``, …).
 
     Returns:
@@ -713,7 +718,8 @@ def ais_nll(
     x_test = jnp.asarray(x_test)
     if x_test.ndim < 1 or x_test.shape[0] < 2:
         raise ValueError(f"x_test must be a batch (n, *event) with n >= 2, got {x_test.shape}.")
-    result = ais(key, energy_fn, params, base, num_chains, **ais_kwargs)
+    annealed = energy_fn if ais_energy_fn is None else ais_energy_fn
+    result = ais(key, annealed, params, base, num_chains, **ais_kwargs)
     energies = jax.vmap(energy_fn, in_axes=(None, 0))(params, x_test)
     mean_energy = jnp.mean(energies)
     energy_stderr = jnp.std(energies, ddof=1) / jnp.sqrt(energies.shape[0])
