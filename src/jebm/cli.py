@@ -40,6 +40,7 @@ import tyro
 from tqdm.auto import tqdm
 
 from jebm.config import Config, SamplerConfig, config_diff, dump_config, load_config
+from jebm.energy import batch_energy
 from jebm.train import (
     CheckpointError,
     TrainingDivergedError,
@@ -632,8 +633,7 @@ def sample(
     out_dir.mkdir(parents=True, exist_ok=True)
     if images is not None:
         _chain_grids(out_dir, np.asarray(x0), trace, images, sampler)
-        energies = jax.jit(lambda p, t: jax.lax.map(
-            lambda xs: jax.vmap(energy_fn, in_axes=(None, 0))(p, xs), t))
+        energies = jax.jit(lambda p, t: jax.lax.map(lambda xs: batch_energy(energy_fn, p, xs), t))
         trace = np.asarray(energies(params, jnp.asarray(trace)))[..., None]  # (steps, chains, 1)
     kept = trace[burn_in:]
     summary = {
@@ -653,7 +653,7 @@ def sample(
         _write_json(out_dir / "summary.json", summary)
         return summary
     points, shape = _grid(extent, 150)
-    energies = jax.jit(jax.vmap(energy_fn, in_axes=(None, 0)))(params, points)
+    energies = jax.jit(functools.partial(batch_energy, energy_fn))(params, points)
     shown = kept.reshape(-1, 2)
     shown = shown[np.random.default_rng(seed).permutation(len(shown))[:5000]]
     plot_samples(out_dir / "samples.png", shown, reference=reference,

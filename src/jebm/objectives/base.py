@@ -14,7 +14,9 @@ keyword options; the factories bind ``energy_fn`` and options into an
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["Objective", "stateless"]
+import jax
+
+__all__ = ["Objective", "stateless", "num_rows"]
 
 
 class Objective(NamedTuple):
@@ -30,3 +32,8 @@ def stateless(loss: Callable) -> Objective:
         return value, (metrics, state)
 
     return Objective(init=lambda key, batch: (), loss=wrapped)
+
+
+def num_rows(batch) -> int:
+    """The batch size: the leading axis of the first leaf of ``batch`` (layout ``(n, *event)``)."""
+    return jax.tree.leaves(batch)[0].shape[0]

@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 
 from jebm.energy import batch_energy, logdensity_fn
-from jebm.objectives.base import Objective, stateless
+from jebm.objectives.base import Objective, num_rows, stateless
 from jebm.objectives.replay import (
     BaseSampler,
     ReplayBuffer,
@@ -93,10 +93,6 @@ def _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2) -> None:
         raise ValueError(f"kl_weight={kl_weight!r} has no effect without pathwise=True.")
 
 
-def _num_rows(tree: ArrayTree) -> int:
-    return jax.tree.leaves(tree)[0].shape[0]
-
-
 def _info_metrics(info: ArrayTree, weight: float, num_leading: int) -> dict[str, Array]:
     """Means of the per-chain scalar info fields, keyed ``sampler/<field>``."""
     out = {}
@@ -130,7 +126,7 @@ def _negatives(
     have used, and the negatives' values do not depend on ``pathwise``.
     """
     frozen = jax.lax.stop_gradient(params)
-    num_chains = _num_rows(positions)
+    num_chains = num_rows(positions)
     frozen_alg = sampler(logdensity_fn(energy_fn, frozen))
     num_frozen = num_steps - 1 if pathwise else num_steps
     metrics = {}
@@ -342,7 +338,7 @@ def pcd_loss(
         raise ValueError(f"reinit_prob must be in [0, 1], got {reinit_prob!r}.")
     if not isinstance(state, ReplayBuffer):
         raise ValueError(f"pcd_loss needs a ReplayBuffer state, got {type(state).__name__}.")
-    num_chains = _num_rows(batch) if num_chains is None else num_chains
+    num_chains = num_rows(batch) if num_chains is None else num_chains
     base_sampler = _uniform_like(state.samples) if base_sampler is None else base_sampler
     k_buffer, k_chains = jax.random.split(key)
     positions, indices, reinit = sample_replay_buffer(

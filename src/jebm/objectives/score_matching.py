@@ -40,7 +40,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jebm.energy import logdensity_fn
-from jebm.objectives.base import Objective, stateless
+from jebm.objectives.base import Objective, num_rows, stateless
 from jebm.types import Array, ArrayTree, EnergyFn, PRNGKey, PyTree
 
 __all__ = [
@@ -60,10 +60,6 @@ def _flat_logdensity(energy_fn: EnergyFn, params: PyTree, x: ArrayTree):
     flat, unravel = ravel_pytree(x)
     logp = logdensity_fn(energy_fn, params)
     return (lambda z: logp(unravel(z))), flat
-
-
-def _num_rows(tree: ArrayTree) -> int:
-    return jax.tree.leaves(tree)[0].shape[0]
 
 
 def exact_score_matching_loss(
@@ -171,7 +167,7 @@ def sliced_score_matching_loss(
     _check_sliced(num_projections, projection)
     if not isinstance(variance_reduced, bool):
         raise ValueError(f"variance_reduced must be a bool, got {variance_reduced!r}.")
-    n = _num_rows(batch)
+    n = num_rows(batch)
 
     def one(x, k):
         logp, flat = _flat_logdensity(energy_fn, params, x)
@@ -279,7 +275,7 @@ def denoising_score_matching_loss(
       Vincent (2011) (DSM); Song and Ermon (2019) (NCSN, weights σ²).
     """
     _check_sigmas(sigma, sigmas)
-    n = _num_rows(batch)
+    n = num_rows(batch)
     k_level, k_noise = jax.random.split(key)
     leaves, treedef = jax.tree.flatten(batch)
     keys = jax.random.split(k_noise, len(leaves))

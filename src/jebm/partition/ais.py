@@ -90,6 +90,7 @@ import numpy as np
 from jax.scipy.stats import multivariate_normal, norm
 from jaxtyping import Float
 
+from jebm.energy import batch_energy
 from jebm.samplers.base import SamplingAlgorithm
 from jebm.types import Array, EnergyFn, LogDensityFn, PRNGKey, PyTree
 
@@ -720,7 +721,7 @@ def ais_nll(
         raise ValueError(f"x_test must be a batch (n, *event) with n >= 2, got {x_test.shape}.")
     annealed = energy_fn if ais_energy_fn is None else ais_energy_fn
     result = ais(key, annealed, params, base, num_chains, **ais_kwargs)
-    energies = jax.vmap(energy_fn, in_axes=(None, 0))(params, x_test)
+    energies = batch_energy(energy_fn, params, x_test)
     mean_energy = jnp.mean(energies)
     energy_stderr = jnp.std(energies, ddof=1) / jnp.sqrt(energies.shape[0])
     nll = mean_energy + result.log_z

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jebm.energy import batch_energy
 from jebm.types import Array, EnergyFn, PyTree
 
 __all__ = ["log_z_grid"]
@@ -170,7 +171,6 @@ def log_z_grid(
     batch = min(int(batch_size), total)
     num_chunks = -(-total // batch)
     strides = np.cumprod((1,) + counts[:0:-1])[::-1]  # row-major: last dimension fastest
-    energies = jax.vmap(energy_fn, in_axes=(None, 0))
 
     def chunk_logsumexp(chunk: Array) -> Array:
         flat = chunk * batch + jnp.arange(batch)
@@ -179,7 +179,7 @@ def log_z_grid(
         idx = [(flat // int(s)) % n for s, n in zip(strides, counts, strict=True)]
         x = jnp.stack([axes[j][idx[j]] for j in range(d)], axis=-1)  # (batch, d)
         log_weight = sum(log_w[j][idx[j]] for j in range(d))
-        terms = -energies(params, x).astype(dtype) + log_weight
+        terms = -batch_energy(energy_fn, params, x).astype(dtype) + log_weight
         terms = jnp.where(valid, terms, -jnp.inf)
         return jax.nn.logsumexp(terms)
 
