@@ -153,6 +153,32 @@ def test_logistic_base_is_the_uniform_box_in_logit_space(key):
     assert float(est.nll) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_logit_gaussian_density_is_the_fitted_logit_gaussian_on_the_box(key):
+    # The change of variables: q(x) = N(logit x) / (x (1 − x)) per coordinate, so q
+    # integrates to 1 over the box (quadrature, 400² midpoints; the density vanishes
+    # at the edges for these logits, sd ≈ 0.7) and equals the logit-space base times
+    # the Jacobian at any x.
+    x_train = jax.nn.sigmoid(jnp.array([[0.3, -0.5]]) + 0.7 * jax.random.normal(key, (500, 2)))
+    q = app.logit_gaussian_density(x_train)
+    base = app.logit_gaussian_base(x_train)
+    u = (jnp.arange(400) + 0.5) / 400
+    grid = jnp.stack(jnp.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)
+    mass = jnp.sum(jnp.exp(jax.vmap(q.log_prob)(grid))) / 400**2
+    assert float(mass) == pytest.approx(1.0, abs=2e-3)
+    x = x_train[:5]
+    z = jnp.log(x) - jnp.log1p(-x)
+    expected = jax.vmap(base.log_prob)(z) - jnp.sum(jnp.log(x * (1 - x)), -1)
+    np.testing.assert_allclose(jax.vmap(q.log_prob)(x), expected, rtol=1e-5)
+    draws = q.sample(jax.random.key(3), 4000)
+    assert draws.shape == (4000, 2) and bool(jnp.all((draws > 0) & (draws < 1)))
+    # the draws' logits have the fitted mean: within 4 standard errors (sd ≈ 0.7)
+    zd = jnp.log(draws) - jnp.log1p(-draws)
+    zt = jnp.log(x_train) - jnp.log1p(-x_train)
+    assert np.all(np.abs(np.asarray(zd.mean(0) - zt.mean(0))) < 4 * 0.7 / np.sqrt(4000))
+    # pixels at exactly 0 or 1 are clipped, not infinite
+    assert bool(jnp.isfinite(q.log_prob(jnp.array([0.0, 1.0]))))
+
+
 @pytest.mark.slow
 def test_logit_ais_nll_recovers_a_known_density_on_the_box(key):
     # Target on [0,1]^4: the push-forward of N(m, S) by the sigmoid, normalised (Z = 1), so

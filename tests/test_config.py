@@ -129,11 +129,15 @@ def test_shipped_configs_load_and_pcd_is_the_default():
     configs = Path(__file__).resolve().parents[1] / "configs"
     names = sorted(p.stem for p in configs.glob("*.yaml"))
     toys = ["cd", "dsm", "esm", "nce", "pcd", "ssm"]
-    assert names == sorted([*toys, "digits_pcd"])
+    assert set(toys) | {"digits_pcd", "digits_nce"} <= set(names)
     for name in toys:
         config = load_config(str(configs / f"{name}.yaml"))
         assert config.objective.name == name and config.data.name == "8gaussians"
         assert config.model.kind == "mlp" and config.sampler.bounds is None
+    for name in set(names) - set(toys):  # <data>_<objective>.yaml: what the name says
+        config = load_config(str(configs / f"{name}.yaml"))
+        data, objective = name.rsplit("_", 1)
+        assert (config.data.name, config.objective.name) == (data, objective), name
     assert load_config(str(configs / "pcd.yaml")) == Config()
     digits = load_config(str(configs / "digits_pcd.yaml"))
     assert (digits.data.name, digits.objective.name, digits.model.kind) == ("digits", "pcd", "conv")
@@ -160,6 +164,10 @@ def test_new_fields_default_to_the_old_behaviour():
         ("eval.ais_chains=1", r"eval\.ais_chains must be >= 2"),
         ("eval.ais_base=normal", r"eval\.ais_base must be one of"),
         ("model.spectral_norm=3", r"model\.spectral_norm must be of type bool"),
+        ("model.base=flow", r"model\.base must be one of"),
+        ("objective.noise=uniform", r"objective\.noise must be one of"),
+        ("model.fourier_features=-1", r"model\.fourier_features must be >= 0"),
+        ("model.fourier_scale=0", r"model\.fourier_scale must be > 0"),
     ],
 )
 def test_bad_image_field_names_the_field(override, message):
@@ -172,6 +180,9 @@ def test_cross_field_checks_for_images():
         apply_overrides(Config(), ["model.kind=conv"])
     with pytest.raises(ValueError, match=r"sampler\.bounds is supported by sampler\.name=ula"):
         apply_overrides(Config(), ["sampler.name=mala", "sampler.bounds=[0, 1]"])
+    with pytest.raises(ValueError, match=r"model\.fourier_features is supported by model\.kind"):
+        apply_overrides(Config(), ["model.kind=conv", "model.hidden=[64]",
+                                   "model.fourier_features=8"])
     config = apply_overrides(Config(), ["model.kind=conv", "model.hidden=[64]",
                                         "data.classes=[0, 1]", "sampler.bounds=[0, 1]"])
     assert config.data.classes == (0, 1) and config.sampler.bounds == (0.0, 1.0)

@@ -169,3 +169,27 @@ def test_env_var_tree_mode_in_a_fresh_process():
     assert out.returncode == 0, out.stderr
     energy_fn, params = mlp_energy(jax.random.key(7), 2, hidden=(8, 8))
     np.testing.assert_allclose(float(out.stdout), energy_fn(params, jnp.ones(2)), rtol=1e-6)
+
+
+def test_fourier_features_are_fixed_and_feed_the_first_layer(key):
+    # E(x) = MLP([sin(Bᵀx), cos(Bᵀx)]) with B fixed: the NumPy reference on the mapped
+    # input, B outside the parameters (so its gradient never exists) and the same B
+    # from the same key.
+    model = MLPEnergy(2, hidden=(8,), fourier_features=5, fourier_scale=3.0, rngs=nnx.Rngs(0))
+    freqs = np.asarray(model.fourier[...], np.float64)
+    assert freqs.shape == (2, 5)
+    assert 1.0 < freqs.std() < 6.0  # scale 3: a loose check that the scale is applied
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    assert not any(leaf.shape == (2, 5) for leaf in jax.tree.leaves(params))
+    x = np.asarray(jax.random.normal(key, (4, 2)), np.float64)
+    mapped = np.concatenate([np.sin(x @ freqs), np.cos(x @ freqs)], axis=1)
+    expected = _reference_forward(params, mapped, "silu")
+    np.testing.assert_allclose(model(jnp.asarray(x, jnp.float32)), expected, rtol=2e-5,
+                               atol=2e-5)
+    fn, p = mlp_energy(jax.random.key(0), 2, (8,), fourier_features=5, fourier_scale=3.0)
+    np.testing.assert_array_equal(fn(p, jnp.asarray(x[0], jnp.float32)),
+                                  model(jnp.asarray(x[:1], jnp.float32))[0])
+    with pytest.raises(ValueError, match="fourier_features"):
+        MLPEnergy(2, fourier_features=-1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="fourier_scale"):
+        MLPEnergy(2, fourier_features=3, fourier_scale=0.0, rngs=nnx.Rngs(0))

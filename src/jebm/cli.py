@@ -6,16 +6,16 @@
   On a 2-D toy it adds ``energy.png`` (learned density beside the true one) and
   ``samples.png`` (sampler draws over the data); the summary holds the test NLL by grid
   quadrature of ``log Z``, the data entropy ``H`` and ``NLL − H``. On ``digits`` it
-  adds image grids ``samples.png`` (chains from noise), ``buffer.png`` (the replay
-  buffer, pcd) and ``data.png``; the summary holds the test NLL in nats per image on
-  [0, 1]⁶⁴ by AIS in logit coordinates, with its standard error, and the
-  full-covariance Gaussian baseline. Re-running it on the same ``W`` resumes from the
-  last checkpoint.
+  adds image grids ``samples.png`` (chains from noise, or from ``model.base``),
+  ``buffer.png`` (the replay buffer, pcd) and ``data.png``; the summary holds the test
+  NLL in nats per image on [0, 1]⁶⁴ by AIS in logit coordinates, with its standard
+  error, and the full-covariance Gaussian and logit-Gaussian baselines. Re-running it on
+  the same ``W`` resumes from the last checkpoint.
 * ``jebm sample [--target 8gaussians] [--sampler mala] ...`` runs MCMC chains on an
   analytic target and writes ``samples.png`` and ``summary.json`` (acceptance rate,
   ESS, R̂, mean and covariance against their exact values); with ``--workdir W`` it
   samples the model trained in ``W`` instead (by default with its training sampler;
-  for images: ``chains.png``, rows of chains from noise, and ``samples.png``).
+  for images: ``chains.png``, rows of chains from their start, and ``samples.png``).
 * ``jebm evaluate --workdir W`` recomputes the test NLL of the checkpoint in ``W``.
 
 The functions behind the subcommands are plain Python (``train``, ``sample``,
@@ -45,14 +45,13 @@ from jebm.train import (
     CheckpointError,
     TrainingDivergedError,
     checkpoint_manager,
-    checkpoint_steps,
     init_train_state,
     make_train_step,
     restore_checkpoint,
     train_loop,
 )
 
-__all__ = ["main", "train", "sample", "evaluate", "build_optimizer", "build_sampler"]
+__all__ = ["main", "train", "sample", "evaluate", "load_model", "build_optimizer", "build_sampler"]
 
 _PACKAGES = ("jebm", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tyro")
 # config fields that may change between a run and its resumption: they do not affect
@@ -139,6 +138,20 @@ class _Data:
             self.event_shape = (2,)
         self.planar = self.event_shape == (2,)
 
+    def fit_density(self, kind: str, key, field: str):
+        """A tractable density fitted to the training data (the digits training images,
+        or 10⁴ draws of a toy): ``gaussian`` or ``logit_gaussian`` (data in [0, 1])."""
+        from jebm.applications import logit_gaussian_density
+        from jebm.objectives import fit_gaussian_noise
+
+        points = self.train if self.train is not None else self.sample(key, 10_000)
+        if kind == "gaussian":
+            return fit_gaussian_noise(points)
+        if self.toy is not None:
+            raise ValueError(f"{field}=logit_gaussian is a density on [0, 1]^d, for image "
+                             f"data; {self.toy.name} lives on R^2: use gaussian.")
+        return logit_gaussian_density(points)
+
 
 def _build_energy(key, model, event_shape: tuple[int, ...]):
     """``(energy_fn, params)`` of ``config.model`` for single inputs of ``event_shape``."""
@@ -153,7 +166,9 @@ def _build_energy(key, model, event_shape: tuple[int, ...]):
     from jebm.energies.mlp import mlp_energy
 
     energy_fn, params = mlp_energy(key, math.prod(event_shape), model.hidden,
-                                   activation=model.activation)
+                                   activation=model.activation,
+                                   fourier_features=model.fourier_features,
+                                   fourier_scale=model.fourier_scale)
     if len(event_shape) == 1:
         return energy_fn, params
     return (lambda p, x: energy_fn(p, x.reshape(-1))), params
@@ -167,7 +182,6 @@ class _Run:
             cd,
             denoising_score_matching,
             exact_score_matching,
-            fit_gaussian_noise,
             nce,
             nce_params,
             pcd,
@@ -183,6 +197,14 @@ class _Run:
         self.data = _Data(config, k_test)
         shape = self.event_shape = self.data.event_shape
         energy_fn, params = _build_energy(k_model, config.model, shape)
+        self.base = None
+        if config.model.base != "none":
+            base = self.base = self.data.fit_density(config.model.base, k_noise, "model.base")
+            network_fn = energy_fn
+
+            def energy_fn(p, x):
+                return network_fn(p, x) - base.log_prob(x)
+
         obj = config.objective
         sampler = build_sampler(config.sampler, shape)
         if obj.name == "cd":
@@ -199,10 +221,8 @@ class _Run:
                                               variance_reduced=obj.variance_reduced)
         elif obj.name == "dsm":
             objective = denoising_score_matching(energy_fn, sigma=obj.sigma)
-        else:  # nce: the normaliser is a parameter; the noise is fitted to 10⁴ data points
-            if not self.data.planar:
-                raise ValueError("objective.name=nce is implemented for 2-D data only.")
-            noise = fit_gaussian_noise(self.data.sample(k_noise, 10_000))
+        else:  # nce: the normaliser is a parameter; the noise is fitted to the data
+            noise = self.data.fit_density(obj.noise, k_noise, "objective.noise")
             objective = nce(energy_fn, noise, noise_ratio=obj.noise_ratio)
             params = nce_params(params)
         self.model_energy_fn = (lambda p, x: energy_fn(p["energy"], x)) if obj.name == "nce" \
@@ -215,6 +235,15 @@ class _Run:
         ev = config.eval
         self.extent = (ev.grid_low, ev.grid_high, ev.grid_low, ev.grid_high)
         self.jit_test_nll = jax.jit(self.test_nll)
+
+    def initial_positions(self, key, n: int) -> jax.Array:
+        """Where sampling chains start: draws of ``model.base`` if the model has one, else
+        uniform in the box ``[objective.init_low, objective.init_high]``."""
+        if self.base is not None:
+            return self.base.sample(key, n)
+        obj = self.config.objective
+        return jax.random.uniform(key, (n, *self.event_shape), minval=obj.init_low,
+                                  maxval=obj.init_high)
 
     def log_z(self, params) -> jax.Array:
         from jebm.partition import log_z_grid
@@ -315,16 +344,14 @@ def _check_same_config(workdir: Path, stored: Config, config: Config, ignore=())
 
 def _draw_model_samples(run: _Run, params, sampler_config: SamplerConfig, num_chains: int,
                         num_steps: int, key) -> jax.Array:
-    """Final positions of chains started uniformly in the objective's box."""
+    """Final positions of chains started at :meth:`_Run.initial_positions`."""
     from jebm.energy import logdensity_fn
     from jebm.samplers import run_chains
 
     alg = build_sampler(sampler_config, run.event_shape)(
         logdensity_fn(run.model_energy_fn, params))
-    obj = run.config.objective
     k_init, k_run = jax.random.split(key)
-    x0 = jax.random.uniform(k_init, (num_chains, *run.event_shape), minval=obj.init_low,
-                            maxval=obj.init_high)
+    x0 = run.initial_positions(k_init, num_chains)
     result = jax.jit(lambda k, x: run_chains(k, alg, x, num_steps, keep_trace=False))(k_run, x0)
     return result.state.position
 
@@ -337,7 +364,8 @@ def _image_plots(run: _Run, state, workdir: Path) -> None:
     draws = _draw_model_samples(run, state.params, run.config.sampler,
                                 min(ev.num_samples, count), ev.sample_steps, run.sample_key)
     plot_images(workdir / "samples.png", draws, ev.grid_rows,
-                title=f"{run.config.sampler.name} chains from noise ({ev.sample_steps} steps)")
+                title=f"{run.config.sampler.name} chains from "
+                f"{'the base' if run.base is not None else 'noise'} ({ev.sample_steps} steps)")
     plot_images(workdir / "data.png", run.test[:count], ev.grid_rows, title="test images")
     buffer = getattr(state.objective_state, "samples", None)
     if buffer is not None:
@@ -377,14 +405,21 @@ def _nll_summary(run: _Run, params) -> dict[str, float]:
         tic = time.perf_counter()
         est = jax.block_until_ready(run.ais_nll(params))
         gauss, gauss_stderr = gaussian_nll(run.data.train, run.test)
+        logit_gauss = -jax.vmap(run.data.fit_density("logit_gaussian", None, "").log_prob)(
+            run.test)
+        logit_gauss_stderr = float(jnp.std(logit_gauss, ddof=1)) / len(logit_gauss) ** 0.5
         ev = run.config.eval
+        extra = {"nce_log_z": float(params["log_z"])} if run.config.objective.name == "nce" \
+            else {}
         return {"test_nll": float(est.nll), "test_nll_stderr": float(est.nll_stderr),
                 "log_z": float(est.ais.log_z), "log_z_stderr": float(est.log_z_stderr),
                 "mean_energy_test": float(est.mean_energy), "ais_ess": float(est.ais.ess),
                 "ais_base": ev.ais_base, "ais_chains": ev.ais_chains,
                 "ais_bridges": ev.ais_bridges, "ais_seconds": time.perf_counter() - tic,
                 "gaussian_nll": gauss, "gaussian_nll_stderr": gauss_stderr,
-                "uniform_nll": 0.0, "discrete_offset": DISCRETE_OFFSET}
+                "logit_gaussian_nll": float(jnp.mean(logit_gauss)),
+                "logit_gaussian_nll_stderr": logit_gauss_stderr,
+                "uniform_nll": 0.0, "discrete_offset": DISCRETE_OFFSET, **extra}
     values = {k: float(v) for k, v in run.jit_test_nll(params).items()}
     entropy = float(run.data.toy.entropy)
     return {"test_nll": values["nll"], "log_z": values["log_z"], "entropy": entropy,
@@ -601,9 +636,7 @@ def sample(
             clip_grad=cfg.sampler.clip_grad if ula else None,
             bounds=cfg.sampler.bounds if ula else None,
             num_integration_steps=num_integration_steps)
-        obj = cfg.objective
-        x0 = jax.random.uniform(k_init, (num_chains, *run.event_shape), minval=obj.init_low,
-                                maxval=obj.init_high)
+        x0 = run.initial_positions(k_init, num_chains)
         if run.data.planar:
             data = np.asarray(run.data.sample(jax.random.key(seed + 1), 100_000), np.float64)
             exact_mean, exact_cov = data.mean(0), np.cov(data, rowvar=False)
@@ -665,7 +698,7 @@ def sample(
 
 def _chain_grids(out_dir: Path, x0: np.ndarray, trace: np.ndarray, rows: int,
                  sampler: str) -> None:
-    """``chains.png``: a row per chain, from the noise it starts at to its last state in
+    """``chains.png``: a row per chain, from the state it starts at to its last state in
     ``rows − 1`` even steps; ``samples.png``: the final states of up to ``rows²`` chains."""
     from jebm.applications import save_image_grid
 
@@ -674,12 +707,32 @@ def _chain_grids(out_dir: Path, x0: np.ndarray, trace: np.ndarray, rows: int,
     shown = min(num_chains, rows)
     strip = np.concatenate([x0[None, :shown], trace[frames, :shown]])  # (frames+1, chains)
     save_image_grid(out_dir / "chains.png", strip.swapaxes(0, 1).reshape(-1, *x0.shape[1:]),
-                    strip.shape[0], title=f"{sampler} chains from noise, steps 0 to {num_steps}")
+                    strip.shape[0], title=f"{sampler} chains, steps 0 to {num_steps}")
     save_image_grid(out_dir / "samples.png", trace[-1, : rows * rows], rows,
                     title=f"{sampler}: final states after {num_steps} steps")
 
 
 # ----------------------------------------------------------------------------- evaluate
+
+
+def load_model(workdir: str, step: int | None = None):
+    """The trained energy of a `jebm train` workdir, for use in Python.
+
+    Args:
+      workdir: a folder written by `jebm train`.
+      step: the checkpoint step (default: the latest).
+
+    Returns:
+      ``(energy_fn, params, config)``: ``energy_fn(params, x)`` is the model's energy of
+      one ``x`` (the network plus ``model.base``; for NCE, without the learned ``c``,
+      which is ``params["log_z"]``), and ``config`` the run's :class:`Config`.
+
+    Raises:
+      CheckpointError: if ``workdir`` holds no config or no checkpoint.
+    """
+    wd = Path(workdir)
+    run = _Run(_stored_config(wd))
+    return run.model_energy_fn, run.restore(wd, step).params, run.config
 
 
 def evaluate(workdir: str, config: str | None = None, step: int | None = None) -> dict:
@@ -700,11 +753,6 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
     if config is not None:
         _check_same_config(wd, stored, load_config(config), ignore=_RESUMABLE)
     run = _Run(stored)
-    manager = checkpoint_manager(wd / "checkpoints")
-    steps = checkpoint_steps(manager)
-    manager.close()
-    if not steps:
-        raise CheckpointError(f"No checkpoint found in {wd / 'checkpoints'}.")
     state = run.restore(wd, step)
     summary = {"step": int(state.step), **_nll_summary(run, state.params)}
     _write_json(wd / "evaluation.json", summary)

@@ -48,12 +48,15 @@ __all__ = [
     "SAMPLERS",
     "MODELS",
     "AIS_BASES",
+    "DENSITIES",
 ]
 
 OBJECTIVES = ("cd", "pcd", "esm", "ssm", "dsm", "nce")
 SAMPLERS = ("ula", "mala", "rwmh", "hmc")
 MODELS = ("mlp", "conv")
 AIS_BASES = ("logit_gaussian", "uniform")
+# Tractable densities fitted to the training data: a model's base and NCE's noise.
+DENSITIES = ("gaussian", "logit_gaussian")
 
 
 def _require(ok: bool, path: str, message: str, value: Any) -> None:
@@ -122,6 +125,14 @@ class ModelConfig:
       activation: ``silu``, ``swish``, ``elu``, ``softplus``, ``tanh``, ``relu`` or ``gelu``.
       features: conv: channels of the conv layers (each after the first has stride 2).
       spectral_norm: conv: spectral normalisation of every layer.
+      base: ``none``, or a tractable density ``q`` fitted to the training data whose
+        energy ``−log q`` is added to the network's, so the network learns a correction
+        of ``q``: ``gaussian`` (full covariance) or ``logit_gaussian`` (a Gaussian on the
+        logits, a density on the unit box: data in ``[0, 1]`` only).
+      fourier_features: mlp: random Fourier features of the input, ``[sin(Bᵀx),
+        cos(Bᵀx)]`` with ``m`` columns in ``B`` (0: off); they let the MLP fit sharp
+        features. The energy is then bounded: pair them with ``base: gaussian``.
+      fourier_scale: mlp: standard deviation of the entries of ``B`` (radians per unit).
     """
 
     _section: ClassVar[str] = "model"
@@ -130,9 +141,18 @@ class ModelConfig:
     activation: str = "silu"
     features: tuple[int, ...] = (32, 64)
     spectral_norm: bool = False
+    base: str = "none"
+    fourier_features: int = 0
+    fourier_scale: float = 1.0
 
     def __post_init__(self):
         _choice(self, "kind", MODELS)
+        _choice(self, "base", ("none", *DENSITIES))
+        _positive(self, "fourier_features", allow_zero=True)
+        _positive(self, "fourier_scale")
+        if self.fourier_features:
+            _require(self.kind == "mlp", "model.fourier_features",
+                     "is supported by model.kind=mlp only (set it to 0)", self.fourier_features)
         _require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "model.hidden",
                  "must be a non-empty list of positive widths", self.hidden)
         _choice(self, "activation", ("silu", "swish", "elu", "softplus", "tanh", "relu", "gelu"))
@@ -162,6 +182,8 @@ class ObjectiveConfig:
       variance_reduced: ssm: use the closed-form Gaussian-projection term (SSM-VR).
       sigma: dsm: the noise level.
       noise_ratio: nce: noise samples per data point.
+      noise: nce: the noise density fitted to the training data, ``gaussian`` (full
+        covariance) or ``logit_gaussian`` (data in ``[0, 1]`` only); see ``model.base``.
     """
 
     _section: ClassVar[str] = "objective"
@@ -176,9 +198,11 @@ class ObjectiveConfig:
     variance_reduced: bool = True
     sigma: float = 0.1
     noise_ratio: float = 1.0
+    noise: str = "gaussian"
 
     def __post_init__(self):
         _choice(self, "name", OBJECTIVES)
+        _choice(self, "noise", DENSITIES)
         _positive(self, "buffer_size", "num_projections", "sigma", "noise_ratio")
         _positive(self, "num_chains", "energy_l2", allow_zero=True)
         _require(0.0 <= self.reinit_prob <= 1.0, "objective.reinit_prob", "must be in [0, 1]",

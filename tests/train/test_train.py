@@ -49,6 +49,8 @@ def test_array_dataset_and_metrics_file(tmp_path):
     eval_steps = [r["step"] for r in records if "eval/mu0" in r]
     assert train_steps == [10, 20, 30]
     assert eval_steps == [15, 30]
+    times = [r["train_seconds"] for r in records if "eval/mu0" in r]
+    assert 0 < times[0] < times[1]
 
 
 def test_resume_after_kill_is_bit_identical(tmp_path):

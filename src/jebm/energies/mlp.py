@@ -9,17 +9,35 @@ Smooth activations (``silu``/``swish``, ``softplus``, ``elu``, ``gelu``, ``tanh`
 are the usual choice for energies: samplers and score-matching objectives use
 ``∇ₓE`` (and sometimes ``∇ₓ²E``), which ``relu`` makes piecewise constant (zero).
 
+**Random Fourier features.** An MLP on raw coordinates learns low frequencies first and
+sharp features (a ring 0.08 wide, the edges of a checkerboard) slowly. With
+``fourier_features=m`` the input goes through a fixed random map first,
+
+    γ(x) = [sin(Bᵀx), cos(Bᵀx)],   B ∈ ℝ^{d×m},  B_ij ~ N(0, s²),
+
+with ``s = fourier_scale`` (angular frequency, radians per unit of ``x``). ``B`` is drawn
+once at construction from the ``params`` stream and is *not* a parameter: it is an
+``nnx.Variable`` closed over by :func:`jebm.energy.from_nnx`, so optimizers never move it
+and it is re-created from the same key on restore. ``γ`` is bounded, so the energy stays
+bounded too; the base or domain must make ``exp(−E)`` integrable (on ℝ^d, add a base
+energy).
+
 References:
   Du, Y. and Mordatch, I. (2019). Implicit generation and generalization in
   energy-based models. NeurIPS.
 
   Ramachandran, P., Zoph, B. and Le, Q. V. (2017). Searching for activation
   functions. arXiv:1710.05941 (swish/SiLU).
+
+  Tancik, M., Srinivasan, P. P., Mildenhall, B., Fridovich-Keil, S., Raghavan, N.,
+  Singhal, U., Ramamoorthi, R., Barron, J. T. and Ng, R. (2020). Fourier features let
+  networks learn high frequency functions in low dimensional domains. NeurIPS.
 """
 
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jebm.energy import from_nnx
@@ -62,7 +80,10 @@ class MLPEnergy(nnx.Module):
         linear energy (not normalisable on ℝ^d: use it only on bounded domains).
       activation: one of ``"silu"``, ``"swish"``, ``"softplus"``, ``"elu"``,
         ``"gelu"``, ``"tanh"``, ``"relu"`` (see :data:`ACTIVATIONS`).
-      rngs: ``nnx.Rngs`` for the weight initialisation.
+      fourier_features: ``m``, the number of random frequencies of the input map
+        ``γ(x) = [sin(Bᵀx), cos(Bᵀx)]`` (see the module docstring); 0 feeds ``x`` as is.
+      fourier_scale: ``s``, the standard deviation of the frequencies ``B``.
+      rngs: ``nnx.Rngs`` for the weight initialisation (and ``B``).
 
     Raises:
       ValueError: for an unknown activation or a non-positive width; at call
@@ -87,10 +108,21 @@ class MLPEnergy(nnx.Module):
         hidden: Sequence[int] = (128, 128),
         activation: str = "silu",
         *,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
     ):
         hidden = _check_config(in_features, hidden, activation)
-        widths = (in_features, *hidden)
+        if isinstance(fourier_features, bool) or not isinstance(fourier_features, int) \
+                or fourier_features < 0:
+            raise ValueError(f"fourier_features must be an int >= 0, got {fourier_features!r}.")
+        if not fourier_scale > 0:
+            raise ValueError(f"fourier_scale must be > 0, got {fourier_scale!r}.")
+        # fixed random frequencies: an nnx.Variable, not an nnx.Param
+        self.fourier = nnx.Variable(
+            fourier_scale * jax.random.normal(rngs.params(), (in_features, fourier_features))
+        ) if fourier_features else None
+        widths = (2 * fourier_features if fourier_features else in_features, *hidden)
         self.in_features = in_features
         self.activation = activation
         self.layers = nnx.List(
@@ -105,6 +137,9 @@ class MLPEnergy(nnx.Module):
             )
         act = ACTIVATIONS[self.activation]
         h = x
+        if self.fourier is not None:
+            angles = x @ self.fourier[...]
+            h = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
         for layer in self.layers:
             h = act(layer(h))
         return self.head(h)[:, 0]
@@ -115,6 +150,9 @@ def mlp_energy(
     in_features: int,
     hidden: Sequence[int] = (128, 128),
     activation: str = "silu",
+    *,
+    fourier_features: int = 0,
+    fourier_scale: float = 1.0,
 ) -> tuple[EnergyFn, PyTree]:
     """Build an :class:`MLPEnergy` and return the pure ``(energy_fn, params)`` pair.
 
@@ -123,6 +161,8 @@ def mlp_energy(
       in_features: dimension ``d`` of one example.
       hidden: hidden-layer widths.
       activation: an activation name (see :data:`ACTIVATIONS`).
+      fourier_features: random Fourier input features (0: none); see :class:`MLPEnergy`.
+      fourier_scale: their frequency scale.
 
     Returns:
       ``(energy_fn, params)``: ``energy_fn(params, x)`` is the scalar energy of one
@@ -136,4 +176,5 @@ def mlp_energy(
       >>> energy_fn(params, jnp.zeros(2)).shape
       ()
     """
-    return from_nnx(MLPEnergy(in_features, hidden, activation, rngs=nnx.Rngs(key)))
+    return from_nnx(MLPEnergy(in_features, hidden, activation, fourier_features=fourier_features,
+                              fourier_scale=fourier_scale, rngs=nnx.Rngs(key)))

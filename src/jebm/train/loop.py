@@ -207,7 +207,7 @@ def _run(state, run_chunk, manager, logger, *, num_steps, chunk_size, checkpoint
     window: dict[str, list] = {}
     window_means: dict[str, float] = {}
     last_eval: dict[str, float] = {}
-    steady_steps, steady_time = 0, 0.0
+    steady_steps, steady_time, train_time = 0, 0.0, 0.0
 
     def flush(step):
         nonlocal window, window_means
@@ -219,9 +219,12 @@ def _run(state, run_chunk, manager, logger, *, num_steps, chunk_size, checkpoint
 
     def evaluate(step, log=True):
         nonlocal last_eval
+        # evaluation records carry ``train_seconds``: the wall time of the training
+        # chunks so far in this process (compilation included, evaluations excluded)
         last_eval = {k: float(v) for k, v in eval_fn(state).items()}
         if log and logger is not None:
-            logger.write(step, {f"eval/{k}": v for k, v in last_eval.items()})
+            logger.write(step, {**{f"eval/{k}": v for k, v in last_eval.items()},
+                                "train_seconds": train_time})
 
     bar = tqdm(total=num_steps, initial=start, disable=not progress, desc="train", unit="step",
                dynamic_ncols=True)
@@ -232,6 +235,7 @@ def _run(state, run_chunk, manager, logger, *, num_steps, chunk_size, checkpoint
             new_state, metrics = run_chunk(state, end - begin)
             metrics = jax.device_get(metrics)
             elapsed = time.perf_counter() - tic
+            train_time += elapsed
             if begin != start:
                 steady_steps, steady_time = steady_steps + end - begin, steady_time + elapsed
             bad = first_nonfinite(metrics)

@@ -2,7 +2,9 @@
 
 ``metrics.jsonl`` holds one JSON object per line, each with an integer ``"step"``
 (the number of updates applied when it was written) and float values; training
-metrics are window means, evaluation metrics are prefixed ``eval/``.
+metrics are window means, evaluation metrics are prefixed ``eval/`` and share their
+record with ``train_seconds``, the training loop's wall time up to that step (for
+curves of a metric against time).
 """
 
 import json
