@@ -27,6 +27,9 @@ Run::
 
     python benchmarks/logz.py          # --quick: K in {10, 100, 1000}, N in {64, 1024}, R=8
     python benchmarks/logz.py --full   # K in {10, ..., 3000}, N in {64, ..., 4096}, R=32
+    # one cell with 32 repeats (is the bias of the 20-D K=1000 cell zero within its SE?):
+    python benchmarks/logz.py --bridges 1000 --chains 1024 --repeats 32 \
+        --out benchmarks/results/logz-recheck-cpu.json
 
 Writes ``benchmarks/results/logz-<backend>.json`` and prints markdown tables.
 """
@@ -153,18 +156,21 @@ def main(argv=None):
                                    r["draws"] or 0))  # fmt: skip
         results[name] = {"exact_log_z": log_z, "dim": int(target.event_shape[0]), "rows": record}
         print(f"\n## {name} (d={results[name]['dim']}), exact log Z = {log_z:.4f}\n")
-        print(_common.markdown_table(*table(results[name])))
+        print(_common.markdown_table(*table(results[name], num_repeats)))
     path = _common.write_json("logz", info, settings, results, args.out)
     print(f"\nwrote {path}")
 
 
-def table(result: dict):
-    headers = ["method", "chains N", "bias", "RMSE", "sd", "stderr (reported)", "ESS",
-               "max error", "s/run", "compile s"]  # fmt: skip
+def table(result: dict, num_repeats: int):
+    """Rows of one target; ``bias / SE`` is the bias over its standard error ``sd/√R``
+    (forward AIS should give ≤ 0 up to noise: |bias / SE| ≲ 2)."""
+    headers = ["method", "chains N", "bias", "bias / SE", "RMSE", "sd", "stderr (reported)",
+               "ESS", "max error", "s/run", "compile s"]  # fmt: skip
     rows = []
     for r in result["rows"]:
         label = f"AIS, K={r['bridges']}" if r["method"] == "AIS" else f"IS, {r['draws']:,} draws"
-        rows.append([label, r["chains"], r["bias"], r["rmse"], r["sd"], r["mean_stderr"],
+        z = r["bias"] / (r["sd"] / num_repeats**0.5) if r["sd"] > 0 else float("nan")
+        rows.append([label, r["chains"], r["bias"], z, r["rmse"], r["sd"], r["mean_stderr"],
                      r["mean_ess"], r["max_error"], r["s_per_run"], r["compile_s"]])  # fmt: skip
     return headers, rows
 
@@ -177,7 +183,7 @@ def render_markdown(payload: dict) -> str:
              f"{s['repeats_per_cell']} independent estimates per row."]  # fmt: skip
     for name, res in payload["results"].items():
         parts.append(f"#### {name} (d={res['dim']}), exact log Z = {res['exact_log_z']:.4f}")
-        parts.append(_common.markdown_table(*table(res)))
+        parts.append(_common.markdown_table(*table(res, s["repeats_per_cell"])))
     return "\n\n".join(parts)
 
 

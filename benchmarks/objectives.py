@@ -206,7 +206,10 @@ def render_markdown(payload: dict) -> str:
             continue
         note = (" — a fraction of each config's steps: **not converged**" if mode == "quick"
                 else " — each config's own steps")  # fmt: skip
-        parts.append(f"#### {mode}{note}\n\nCommand: `{s['commands'].get(mode, '?')}`")
+        commands = dict.fromkeys(r.get("script_command") or s["commands"].get(mode, "?")
+                                 for r in rows)  # fmt: skip
+        parts.append(f"#### {mode}{note}\n\nCommand{'s' if len(commands) > 1 else ''}: "
+                     + ", ".join(f"`{c}`" for c in commands))
         parts.append(_common.markdown_table(*table(rows)))
         parts.append("\n".join(target_summary(rows)))
     return "\n\n".join(parts)

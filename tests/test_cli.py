@@ -280,6 +280,22 @@ def test_default_job_reaches_the_entropy(tmp_path, capsys):
     assert summary["test_nll"] - entropy <= 0.15, summary
 
 
+@pytest.mark.slow
+def test_checkerboard_nce_config_reaches_the_target(tmp_path, capsys):
+    # configs/checkerboard_nce.yaml (Fourier-feature MLP on a fitted Gaussian base, NCE) as
+    # shipped: the aim is NLL − H ≤ 0.10; measured 0.020 (benchmarks/RESULTS.md).
+    # The Monte Carlo error of NLL − H is < 0.01 here (log p is nearly constant on the
+    # squares), so 0.10 fails only if the recipe stops working; a plain 256-256-256 MLP
+    # (no Fourier features, no base) reached 0.16 with NCE in as many steps.
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "checkerboard_nce.yaml"
+    summary = _run(["train", "--config", str(config), "--workdir", str(tmp_path / "w"),
+                    "--no-progress"], capsys)
+    assert summary["entropy"] == pytest.approx(math.log(32))
+    assert summary["nll_minus_entropy"] <= 0.10, summary
+
+
 DIGITS_TINY = [
     "train.num_steps=4",
     "train.chunk_size=2",
