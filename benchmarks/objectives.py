@@ -3,17 +3,18 @@
 Question: for every objective trained on ``8gaussians``, ``rings`` and ``checkerboard``,
 what test ``NLL − H`` does the run reach, in how much wall time, at how many steady-state
 training steps per second? Each run uses the data set's own config
-``configs/<data>_<objective>.yaml`` where one is shipped (e.g. ``rings_nce.yaml``: a wider,
-deeper MLP for the thin rings), else the objective's 8gaussians config
-``configs/<objective>.yaml`` with ``data.name`` replaced. ``NLL`` is the test
-negative log-likelihood of the learned density (``log Z`` by grid quadrature), ``H`` the
-data's exact differential entropy (``log 32`` for ``checkerboard``), so ``NLL − H`` is a
-Monte Carlo estimate of ``KL(p_data ‖ p_model) ≥ 0``; its error is
-``sd(log p_model(x)) / √num_test``, about 0.007 at the default 20 000 test points for a
-density whose log varies like a 2-D Gaussian's (sd ≈ 1), and smaller on
-``checkerboard``, whose data log-density is constant. The issue's target is
-``NLL − H ≤ 0.10`` with at least two objectives on every data set. ``checkerboard``'s
-true density is discontinuous, so a smooth MLP energy can only approach it.
+``configs/<data>_<objective>.yaml`` where one is shipped (e.g. ``rings_nce.yaml``: an MLP
+on random Fourier features over a fitted Gaussian base, for the thin rings), else the
+objective's 8gaussians config ``configs/<objective>.yaml`` with ``data.name`` replaced.
+``NLL`` is the test negative log-likelihood of the learned density (``log Z`` by grid
+quadrature), ``H`` the data's exact differential entropy (``log 32`` for
+``checkerboard``), so ``NLL − H`` is a Monte Carlo estimate of
+``KL(p_data ‖ p_model) ≥ 0``; its error is ``sd(log p_model(x)) / √num_test``, about 0.007
+at the default 20 000 test points for a density whose log varies like a 2-D Gaussian's
+(sd ≈ 1), and smaller on ``checkerboard``, whose data log-density is constant. The issue's
+target is ``NLL − H ≤ 0.10`` with at least two objectives on every data set.
+``checkerboard``'s true density is discontinuous, so a smooth MLP energy can only
+approach it.
 
 Each row is one ``jebm train`` run through the library (``jebm.cli.train`` in this
 process, in a temporary workdir, no progress bar): the equivalent command is stored in the

@@ -493,7 +493,8 @@ def logit_gaussian_density(
 
     def log_prob(x):
         x = jnp.clip(x, eps, 1.0 - eps)
-        return logits.log_prob(jnp.log(x) - jnp.log1p(-x)) - jnp.sum(jnp.log(x) + jnp.log1p(-x))
+        log_x, log_1mx = jnp.log(x), jnp.log1p(-x)
+        return logits.log_prob(log_x - log_1mx) - jnp.sum(log_x + log_1mx)
 
     def sample(key, n):
         return jax.nn.sigmoid(logits.sample(key, n))

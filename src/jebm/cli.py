@@ -400,13 +400,13 @@ def _plots(run: _Run, state, workdir: Path) -> None:
 def _nll_summary(run: _Run, params) -> dict[str, float]:
     """Test NLL in nats per point: grid quadrature (2-D) or logit-space AIS (images)."""
     if not run.data.planar:
+        from jebm.applications import logit_gaussian_density
         from jebm.datasets.digits import DISCRETE_OFFSET, gaussian_nll
 
         tic = time.perf_counter()
         est = jax.block_until_ready(run.ais_nll(params))
         gauss, gauss_stderr = gaussian_nll(run.data.train, run.test)
-        logit_gauss = -jax.vmap(run.data.fit_density("logit_gaussian", None, "").log_prob)(
-            run.test)
+        logit_gauss = -jax.vmap(logit_gaussian_density(run.data.train).log_prob)(run.test)
         logit_gauss_stderr = float(jnp.std(logit_gauss, ddof=1)) / len(logit_gauss) ** 0.5
         ev = run.config.eval
         extra = {"nce_log_z": float(params["log_z"])} if run.config.objective.name == "nce" \

@@ -56,7 +56,8 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 
 
-def _check_config(in_features: int, hidden: Sequence[int], activation: str) -> tuple[int, ...]:
+def _check_config(in_features: int, hidden: Sequence[int], activation: str,
+                  fourier_features: int = 0, fourier_scale: float = 1.0) -> tuple[int, ...]:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
     if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
@@ -68,6 +69,11 @@ def _check_config(in_features: int, hidden: Sequence[int], activation: str) -> t
     hidden = tuple(hidden)
     if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
         raise ValueError(f"hidden must contain positive ints, got {hidden!r}.")
+    if isinstance(fourier_features, bool) or not isinstance(fourier_features, int) \
+            or fourier_features < 0:
+        raise ValueError(f"fourier_features must be an int >= 0, got {fourier_features!r}.")
+    if not fourier_scale > 0:
+        raise ValueError(f"fourier_scale must be > 0, got {fourier_scale!r}.")
     return hidden
 
 
@@ -112,12 +118,7 @@ class MLPEnergy(nnx.Module):
         fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
     ):
-        hidden = _check_config(in_features, hidden, activation)
-        if isinstance(fourier_features, bool) or not isinstance(fourier_features, int) \
-                or fourier_features < 0:
-            raise ValueError(f"fourier_features must be an int >= 0, got {fourier_features!r}.")
-        if not fourier_scale > 0:
-            raise ValueError(f"fourier_scale must be > 0, got {fourier_scale!r}.")
+        hidden = _check_config(in_features, hidden, activation, fourier_features, fourier_scale)
         # fixed random frequencies: an nnx.Variable, not an nnx.Param
         self.fourier = nnx.Variable(
             fourier_scale * jax.random.normal(rngs.params(), (in_features, fourier_features))
