@@ -10,7 +10,7 @@ penalty ``α`` and Adam with ``β₁ = 0``, through ``jebm.train.make_train_step
 ``train_loop``:
 
 1. ``unconditional``: trained on all ten digits. Test NLL in nats per image on
-   [0, 1]⁶⁴ via AIS in logit coordinates (``jebm.applications.logit_ais_nll``) from a
+   [0, 1]⁶⁴ via AIS in logit coordinates (``jebm.energy.logit_energy``) from a
    Gaussian fitted to the logits of the training images and, separately, from the
    uniform density on the box, each with its standard error and ESS, and a run with a
    quarter of the bridges as a convergence check;
@@ -19,7 +19,7 @@ penalty ``α`` and Adam with ``β₁ = 0``, through ``jebm.train.make_train_step
    images (AUROC, Z cancels), next to a full-covariance Gaussian fitted to the same
    0–4 images scored by its density.
 3. ``jem``: a 10-logit classifier trained with cross-entropy + PCD on
-   ``E(x) = −logsumexp g(x)`` (``jebm.applications.jem``); test accuracy (next to a
+   ``E(x) = −logsumexp g(x)`` (``jebm.objectives.jem``); test accuracy (next to a
    logistic-regression baseline) and class-conditional samples from ``E(x, y) = −g(x)[y]``.
 
 A fourth model is not an IGEBM: ``residual`` is ``configs/digits_nce.yaml`` run through
@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,12 +58,14 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
-from jebm import applications as app  # noqa: E402
+from jebm import densities, evaluation, tasks  # noqa: E402
 from jebm.datasets import digits  # noqa: E402
 from jebm.energies.conv import conv_energy, joint_energy_fns  # noqa: E402
-from jebm.energy import batch_energy  # noqa: E402
-from jebm.objectives import pcd, uniform_box  # noqa: E402
-from jebm.partition.ais import gaussian_base  # noqa: E402
+from jebm.energy import batch_energy, logit_energy  # noqa: E402
+from jebm.objectives import jem as jem_objective  # noqa: E402
+from jebm.objectives import pcd  # noqa: E402
+from jebm.partition import ais  # noqa: E402
+from jebm.plotting import save_image_grid  # noqa: E402
 from jebm.samplers import ula  # noqa: E402
 from jebm.train import init_train_state, make_train_step, train_loop  # noqa: E402
 
@@ -108,8 +111,21 @@ def _sampler(s: dict):
 
 
 def _langevin_kwargs(s: dict) -> dict:
-    return {"step_size": s["langevin_step_size"], "noise_scale": s["langevin_noise"],
-            "clip_grad": s["clip_grad"], "bounds": (0.0, 1.0)}
+    return {"sampler": _sampler(s)}
+
+
+class _BoxNLL(NamedTuple):
+    nll: jax.Array
+    nll_stderr: jax.Array
+    log_z_stderr: jax.Array
+    ais: object
+
+
+def _box_nll(key, energy_fn, params, x_test, base, num_chains, **ais_kwargs):
+    """Test NLL on [0, 1]^64: AIS on the logit-space energy, then mean E + log Z."""
+    result = ais(key, logit_energy(energy_fn), params, base, num_chains, **ais_kwargs)
+    est = evaluation.nll(energy_fn, params, x_test, result.log_z, result.log_z_stderr)
+    return _BoxNLL(est.nll, est.nll_stderr, est.log_z_stderr, result)
 
 
 def _train(key, energy_fn, params, objective, data, num_steps, s, figures, name):
@@ -122,7 +138,7 @@ def _train(key, energy_fn, params, objective, data, num_steps, s, figures, name)
 
     def eval_fn(state):
         samples = state.objective_state.samples[:100]
-        app.save_image_grid(figures / f"{name}-buffer-step{int(state.step):05d}.png", samples,
+        save_image_grid(figures / f"{name}-buffer-step{int(state.step):05d}.png", samples,
                             10, title=f"{name}: replay buffer, step {int(state.step)}")
         return {"energy_buffer": jnp.mean(batch_energy(energy_fn, state.params, samples))}
 
@@ -140,7 +156,7 @@ def _train(key, energy_fn, params, objective, data, num_steps, s, figures, name)
 
 def _pcd_objective(energy_fn, s):
     return pcd(energy_fn, _sampler(s), s["langevin_steps"], buffer_size=s["buffer_size"],
-               reinit_prob=s["reinit_prob"], base_sampler=uniform_box(IMAGE, 0.0, 1.0),
+               reinit_prob=s["reinit_prob"], init_density=densities.uniform_box(0.0, 1.0, IMAGE),
                energy_l2=s["energy_l2"])
 
 
@@ -152,39 +168,39 @@ def run_unconditional(key, split, x_train, x_test, s, figures):
                           digits.sampler(split.train_counts), s["num_train_steps"], s, figures,
                           "unconditional")
     params = result.state.params
-    app.save_image_grid(figures / "unconditional-buffer.png",
+    save_image_grid(figures / "unconditional-buffer.png",
                         result.state.objective_state.samples[:100], 10,
                         title="replay buffer (final)")
 
     # Chains from uniform noise: 10 chains, 6 snapshots each (a row per chain).
     start = jax.random.uniform(k_chain, (10, *IMAGE))
-    frames = jax.jit(lambda k: app.langevin_samples(
+    frames = jax.jit(lambda k: tasks.sample_chains(
         k, energy_fn, params, start, num_steps=s["sample_steps"], num_frames=6,
         **_langevin_kwargs(s)))(k_chain)
     rows = jnp.concatenate([start[None], frames]).transpose(1, 0, 2, 3)
-    app.save_image_grid(figures / "unconditional-chains.png", rows.reshape(-1, *IMAGE), 7,
+    save_image_grid(figures / "unconditional-chains.png", rows.reshape(-1, *IMAGE), 7,
                         title=f"chains from noise, {s['sample_steps']} steps")
-    samples = jax.jit(lambda k: app.langevin_samples(
+    samples = jax.jit(lambda k: tasks.sample_chains(
         k, energy_fn, params, jax.random.uniform(k, (100, *IMAGE)),
         num_steps=s["sample_steps"], **_langevin_kwargs(s)))(k_chain)[-1]
-    app.save_image_grid(figures / "unconditional-samples.png", samples, 10,
+    save_image_grid(figures / "unconditional-samples.png", samples, 10,
                         title="fresh samples from noise")
 
     # Inpainting (bottom half missing) and denoising (Gaussian noise, sd 0.3) of 10 test
     # images; rows: original, corrupted, restored.
     images = x_test[:10]
     mask = jnp.zeros(IMAGE, bool).at[4:].set(True)
-    inpainted = jax.jit(jax.vmap(lambda k, im: app.inpaint(
+    inpainted = jax.jit(jax.vmap(lambda k, im: tasks.inpaint(
         k, energy_fn, params, im, mask, num_steps=s["sample_steps"], **_langevin_kwargs(s))))(
         jax.random.split(k_inpaint, 10), images)
     noisy = jnp.clip(images + 0.3 * jax.random.normal(k_noise, images.shape), 0.0, 1.0)
-    denoised = jax.jit(jax.vmap(lambda k, im: app.denoise(
+    denoised = jax.jit(jax.vmap(lambda k, im: tasks.denoise(
         k, energy_fn, params, im, num_steps=s["langevin_steps"], **_langevin_kwargs(s))))(
         jax.random.split(k_noise, 10), noisy)
-    app.save_image_grid(figures / "unconditional-inpainting.png",
+    save_image_grid(figures / "unconditional-inpainting.png",
                         jnp.concatenate([images, jnp.where(mask, 0.0, images), inpainted]), 10,
                         title="inpainting: original / bottom half removed / inpainted")
-    app.save_image_grid(figures / "unconditional-denoising.png",
+    save_image_grid(figures / "unconditional-denoising.png",
                         jnp.concatenate([images, noisy, denoised]), 10,
                         title="denoising: original / noisy (sd 0.3) / denoised")
     restore = {
@@ -195,20 +211,20 @@ def run_unconditional(key, split, x_train, x_test, s, figures):
     }
 
     # Test NLL on [0, 1]^64 via logit-space AIS from the fitted logit Gaussian.
-    base = app.logit_gaussian_base(x_train)
+    base = densities.fit_gaussian(densities.logit(np.asarray(x_train, np.float64)))
     tic = time.perf_counter()
-    nll_fn = jax.jit(lambda k, p: app.logit_ais_nll(
+    nll_fn = jax.jit(lambda k, p: _box_nll(
         k, energy_fn, p, x_test, base, s["ais_chains"], num_bridges=s["ais_bridges"],
         step_size=s["ais_step_size"], adapt_step_size=True))
     est = jax.block_until_ready(nll_fn(k_ais, params))
     ais_wall = time.perf_counter() - tic
-    half = jax.block_until_ready(jax.jit(lambda k, p: app.logit_ais_nll(
+    half = jax.block_until_ready(jax.jit(lambda k, p: _box_nll(
         k, energy_fn, p, x_test, base, s["ais_chains"], num_bridges=s["ais_bridges"] // 4,
         step_size=s["ais_step_size"], adapt_step_size=True))(k_ais, params))
     # The same from the uniform density on the box (the logistic base in logit space):
     # the better base when the model is close to uniform.
-    uniform = jax.block_until_ready(jax.jit(lambda k, p: app.logit_ais_nll(
-        k, energy_fn, p, x_test, app.logistic_base(IMAGE), s["ais_chains"],
+    uniform = jax.block_until_ready(jax.jit(lambda k, p: _box_nll(
+        k, energy_fn, p, x_test, densities.logistic(IMAGE), s["ais_chains"],
         num_bridges=s["ais_bridges"], step_size=s["ais_step_size"], adapt_step_size=True))(
         k_ais, params))
     energies_test = batch_energy(energy_fn, params, x_test)
@@ -257,7 +273,7 @@ def ood_split(key):
 def _auroc_of_density(log_prob, x_in, x_out) -> float:
     score = lambda x: -jax.vmap(log_prob)(x)
     labels = jnp.concatenate([jnp.zeros(len(x_in)), jnp.ones(len(x_out))])
-    return float(app.auroc(labels, jnp.concatenate([score(x_in), score(x_out)])))
+    return float(evaluation.auroc(labels, jnp.concatenate([score(x_in), score(x_out)])))
 
 
 def run_ood(key, s, figures, split):
@@ -268,12 +284,12 @@ def run_ood(key, s, figures, split):
     result, wall = _train(k_train, energy_fn, params, _pcd_objective(energy_fn, s),
                           digits.sampler(inside.train_counts), s["num_train_steps_ood"], s,
                           figures, "ood")
-    auroc = float(app.ood_auroc(energy_fn, result.state.params, x_in, x_out))
+    auroc = float(evaluation.ood_auroc(energy_fn, result.state.params, x_in, x_out))
     # Baselines: a full-covariance Gaussian and the logit-Gaussian fitted to the
     # (dequantised) 0-4 training images, scored by −log density.
-    gauss = gaussian_base(*digits.gaussian_fit(x_in_train))
-    gauss_auroc = _auroc_of_density(lambda x: gauss.log_prob(x.reshape(-1)), x_in, x_out)
-    logit_auroc = _auroc_of_density(app.logit_gaussian_density(x_in_train).log_prob, x_in,
+    gauss = densities.fit_gaussian(x_in_train)
+    gauss_auroc = _auroc_of_density(gauss.log_prob, x_in, x_out)
+    logit_auroc = _auroc_of_density(densities.logit_gaussian(x_in_train).log_prob, x_in,
                                     x_out)
     print(f"ood: AUROC {auroc:.3f} (Gaussian baseline {gauss_auroc:.3f}, logit-Gaussian "
           f"{logit_auroc:.3f}); {len(x_in)} held-out 0-4 vs {len(x_out)} 5-9 images", flush=True)
@@ -287,19 +303,19 @@ def run_jem(key, split, x_test, s, figures):
     k_model, k_train, k_sample = jax.random.split(key, 3)
     jem = joint_energy_fns(k_model, IMAGE, digits.NUM_CLASSES, features=tuple(s["features"]),
                            hidden=s["hidden"], activation=s["activation"])
-    objective = app.jem(_pcd_objective(jem.energy_fn, s), jem.logits_fn)
+    objective = jem_objective(_pcd_objective(jem.energy_fn, s), jem.logits_fn)
     sampler = digits.labelled_sampler(split.train_counts, split.train_labels)
     result, wall = _train(k_train, jem.energy_fn, jem.params, objective, sampler,
                           s["num_train_steps_jem"], s, figures, "jem")
     params = result.state.params
-    acc = float(app.accuracy(jem.logits_fn, params, x_test, split.test_labels))
+    acc = float(evaluation.accuracy(jem.logits_fn, params, x_test, split.test_labels))
     labels = jnp.repeat(jnp.arange(10), 10)
-    cond = jax.jit(lambda k: app.conditional_samples(
+    cond = jax.jit(lambda k: tasks.conditional_samples(
         k, jem.conditional_energy_fn, params, labels, jax.random.uniform(k, (100, *IMAGE)),
         num_steps=s["sample_steps"], **_langevin_kwargs(s)))(k_sample)
-    app.save_image_grid(figures / "jem-conditional-samples.png", cond, 10,
+    save_image_grid(figures / "jem-conditional-samples.png", cond, 10,
                         title="JEM samples of p(x | y), one row per class y = 0..9")
-    agree = float(app.accuracy(jem.logits_fn, params, cond, labels))
+    agree = float(evaluation.accuracy(jem.logits_fn, params, cond, labels))
 
     from sklearn.linear_model import LogisticRegression
 
@@ -317,7 +333,8 @@ def run_residual(s, figures, split):
     """``configs/digits_nce.yaml`` through ``jebm train``: the logit-Gaussian q plus an MLP
     correction, trained by NCE against q; its AIS test NLL, and the same recipe on digits
     0-4 scored on held-out 0-4 against 5-9 (AUROC)."""
-    from jebm.cli import load_model, train
+    from jebm.cli import train
+    from jebm.experiment import load_model
 
     _, _, x_in, x_out = split
     config = str(Path(__file__).resolve().parent.parent / "configs" / "digits_nce.yaml")
@@ -330,7 +347,7 @@ def run_residual(s, figures, split):
         train(config, f"{tmp}/ood", [*overrides, "data.classes=[0, 1, 2, 3, 4]"],
               progress=False)
         energy_fn, params, _ = load_model(f"{tmp}/ood")
-        auroc = float(app.ood_auroc(energy_fn, params, x_in, x_out))
+        auroc = float(evaluation.ood_auroc(energy_fn, params, x_in, x_out))
     keys = ("test_nll", "test_nll_stderr", "log_z", "log_z_stderr", "ais_ess", "ais_bridges",
             "nce_log_z", "logit_gaussian_nll", "steps_per_second", "final_metrics")
     print(f"residual (NCE on the logit-Gaussian): test NLL {summary['test_nll']:.2f} ± "
@@ -344,7 +361,7 @@ def run_residual(s, figures, split):
 
 def baselines(x_train, x_test):
     nll, stderr = digits.gaussian_nll(x_train, x_test)
-    logp = jax.vmap(app.logit_gaussian_density(x_train).log_prob)(x_test)
+    logp = jax.vmap(densities.logit_gaussian(x_train).log_prob)(x_test)
     return {
         "gaussian_nll": nll, "gaussian_nll_stderr": stderr,
         "logit_gaussian_nll": float(-logp.mean()),

@@ -45,8 +45,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+from jebm.densities import gaussian as gaussian_base  # noqa: E402
 from jebm.energies import gaussian_mixture  # noqa: E402
-from jebm.partition.ais import ais, gaussian_base  # noqa: E402
+from jebm.partition import ais  # noqa: E402
 
 INITIAL_STEP_SIZE = 0.1  # the pilot adapts per bridge from here (MALA, target 0.574)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from jebm.energies.analytic import gaussian_mixture
-from jebm.samplers.annealed import annealed_langevin, noise_conditional_logdensity
+from jebm.energy import logdensity_fn
+from jebm.samplers.annealed import annealed_langevin
 from jebm.samplers.runner import run_chains
 
 
@@ -64,7 +65,7 @@ def test_single_level_matches_the_ula_stationary_variance():
     """One level is ULA, x′ = x + (α/2)∇log p + √α ξ; on N(0, v) its stationary variance is
     exactly v / (1 − α/(4v)) (the fixed point of Var′ = (1 − α/(2v))² Var + α)."""
     v, alpha = 1.0, 0.5
-    logdensity = noise_conditional_logdensity(
+    logdensity = logdensity_fn(
         lambda params, x, sigma: 0.5 * jnp.sum(x**2) / (params + sigma**2), 0.75
     )  # v = 0.75 + σ² = 1 at σ = 0.5
     alg = annealed_langevin(logdensity, jnp.array([0.5]), 200, alpha)

@@ -110,8 +110,8 @@ def test_sample_from_trained_workdir(trained, tmp_path, capsys):
 def test_load_model_gives_the_trained_energy(trained, tmp_path):
     import jax.numpy as jnp
 
-    from jebm.cli import load_model
     from jebm.config import load_config
+    from jebm.experiment import load_model
     from jebm.partition import log_z_grid
     from jebm.train import CheckpointError
 
@@ -264,7 +264,7 @@ def _entropy_by_quadrature(name: str) -> float:
     h = 0.02
     xs = jnp.arange(-6.0 + h / 2, 6.0, h)
     grid = jnp.stack(jnp.meshgrid(xs, xs), axis=-1).reshape(-1, 2)
-    log_p = jax.jit(jax.vmap(toy2d.get(name).log_prob))(grid)
+    log_p = jax.jit(jax.vmap(toy2d.get(name).density.log_prob))(grid)
     return float(-jnp.sum(jnp.exp(log_p) * log_p) * h * h)
 
 

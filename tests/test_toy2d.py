@@ -50,7 +50,7 @@ def _grid(name: str):
     m = round(2 * half / GRID_H)
     g = -half + GRID_H * (np.arange(m) + 0.5)
     pts = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1)
-    log_prob = jax.jit(jax.vmap(toy2d.get(name).log_prob))
+    log_prob = jax.jit(jax.vmap(toy2d.get(name).density.log_prob))
     log_p = np.asarray(log_prob(jnp.asarray(pts.reshape(-1, 2), jnp.float32)), np.float64)
     return pts, log_p.reshape(m, m)
 
@@ -150,19 +150,19 @@ def test_sample_shape_dtype_determinism(name):
     data = toy2d.get(name)
     assert data.name == name
     key = jax.random.key(3)
-    x = data.sample(key, 7)
+    x = data.density.sample(key, 7)
     assert x.shape == (7, 2) and x.dtype == jnp.float32
-    np.testing.assert_array_equal(x, data.sample(key, 7))
+    np.testing.assert_array_equal(x, data.density.sample(key, 7))
     # Jitted: the same draws up to float32 rounding (XLA may fuse and reorder ops).
-    jitted = jax.jit(data.sample, static_argnums=1)(key, 7)
+    jitted = jax.jit(data.density.sample, static_argnums=1)(key, 7)
     np.testing.assert_allclose(x, jitted, rtol=1e-5, atol=1e-6)
-    assert not np.array_equal(x, data.sample(jax.random.key(4), 7))
+    assert not np.array_equal(x, data.density.sample(jax.random.key(4), 7))
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_log_prob_rejects_a_batch(name):
     with pytest.raises(ValueError, match="shape"):
-        toy2d.get(name).log_prob(jnp.zeros((3, 2)))
+        toy2d.get(name).density.log_prob(jnp.zeros((3, 2)))
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if n != "checkerboard"])
@@ -172,16 +172,16 @@ def test_log_prob_and_gradient_are_finite(name):
     pts = jnp.concatenate(
         [
             jnp.zeros((1, 2)),
-            data.sample(jax.random.key(0), 16),
+            data.density.sample(jax.random.key(0), 16),
             jnp.array([[7.0, -9.0], [0.0, 8.0]]),
         ]
     )
-    value, grad = jax.jit(jax.vmap(jax.value_and_grad(data.log_prob)))(pts)
+    value, grad = jax.jit(jax.vmap(jax.value_and_grad(data.density.log_prob)))(pts)
     assert bool(jnp.all(jnp.isfinite(value))) and bool(jnp.all(jnp.isfinite(grad)))
 
 
 def test_checkerboard_log_prob_is_uniform_on_the_squares():
-    log_prob = toy2d.get("checkerboard").log_prob
+    log_prob = toy2d.get("checkerboard").density.log_prob
     inside = jnp.array([[1.0, 1.0], [-3.0, -3.0], [3.0, -1.0], [-1.0, 3.0]])
     outside = jnp.array([[1.0, -1.0], [-3.0, -1.0], [4.5, 0.5], [0.5, -4.5]])
     np.testing.assert_allclose(jax.vmap(log_prob)(inside), -math.log(32.0), rtol=1e-6)
@@ -228,9 +228,10 @@ def _latent_oracle(name: str, x: np.ndarray) -> np.ndarray:
 def test_quadrature_log_prob_matches_float64_oracle(name):
     data = toy2d.get(name)
     x = np.concatenate(
-        [np.asarray(data.sample(jax.random.key(1), 12), np.float64), [[0.3, -0.2], [2.5, 2.5]]]
+        [np.asarray(data.density.sample(jax.random.key(1), 12), np.float64),
+         [[0.3, -0.2], [2.5, 2.5]]]
     )
-    got = jax.jit(jax.vmap(data.log_prob))(jnp.asarray(x, jnp.float32))
+    got = jax.jit(jax.vmap(data.density.log_prob))(jnp.asarray(x, jnp.float32))
     got = np.asarray(got, np.float64)
     # Gauss–Legendre with the module's panel counts is within 5e-6 of a 4× finer rule
     # (measured), and float32 evaluation adds ~1e-6 per unit of |log p| ≤ 10.
@@ -262,7 +263,7 @@ def test_entropy_constant_matches_grid_quadrature(name):
 def test_mean_log_prob_of_samples_is_minus_entropy(name):
     data = toy2d.get(name)
     n = 4_000 if name in SLOW else 20_000
-    log_p = jax.jit(jax.vmap(data.log_prob))(data.sample(jax.random.key(11), n))
+    log_p = jax.jit(jax.vmap(data.density.log_prob))(data.density.sample(jax.random.key(11), n))
     log_p = np.asarray(log_p, np.float64)
     # E[log p(X)] = −H; the sample mean of n i.i.d. terms has sd std(log p)/√n, plus
     # float32 rounding of log p (~1e-7 |log p|; all that is left for the checkerboard).
@@ -272,7 +273,7 @@ def test_mean_log_prob_of_samples_is_minus_entropy(name):
 
 @pytest.mark.parametrize("name", _slow_marked(ALL))
 def test_sampler_histogram_matches_log_prob(name):
-    x = np.asarray(toy2d.get(name).sample(jax.random.key(5), 20_000), np.float64)
+    x = np.asarray(toy2d.get(name).density.sample(jax.random.key(5), 20_000), np.float64)
     stat, dof = _chi_square(x, name)
     assert stat < _chi_square_bound(dof), (stat, dof)
 
@@ -300,9 +301,9 @@ def test_chi_square_detects_a_wrong_generator():
 def test_log_prob_gradient_matches_finite_differences(name):
     # pinwheel's gradient flows through its Newton root solve (implicit function).
     data = toy2d.get(name)
-    x = data.sample(jax.random.key(9), 6)
-    grad = np.asarray(jax.jit(jax.vmap(jax.grad(data.log_prob)))(x), np.float64)
-    log_prob = jax.jit(jax.vmap(data.log_prob))
+    x = data.density.sample(jax.random.key(9), 6)
+    grad = np.asarray(jax.jit(jax.vmap(jax.grad(data.density.log_prob)))(x), np.float64)
+    log_prob = jax.jit(jax.vmap(data.density.log_prob))
     eps = 1e-2
     fd = np.stack(
         [

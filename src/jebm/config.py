@@ -44,19 +44,14 @@ __all__ = [
     "apply_overrides",
     "dump_config",
     "config_diff",
-    "OBJECTIVES",
-    "SAMPLERS",
-    "MODELS",
-    "AIS_BASES",
-    "DENSITIES",
 ]
 
-OBJECTIVES = ("cd", "pcd", "esm", "ssm", "dsm", "nce")
-SAMPLERS = ("ula", "mala", "rwmh", "hmc")
-MODELS = ("mlp", "conv")
-AIS_BASES = ("logit_gaussian", "uniform")
-# Tractable densities fitted to the training data: a model's base and NCE's noise.
-DENSITIES = ("gaussian", "logit_gaussian")
+
+def _registry(name: str) -> tuple[str, ...]:
+    """The names of a registry of :mod:`jebm.experiment` (the one list of choices)."""
+    from jebm import experiment
+
+    return tuple(getattr(experiment, name))
 
 
 def _require(ok: bool, path: str, message: str, value: Any) -> None:
@@ -103,6 +98,7 @@ class DataConfig:
     classes: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        _choice(self, "name", _registry("DATASETS"))
         _positive(self, "batch_size", "num_test")
         _positive(self, "split_seed", allow_zero=True)
         _require(0.0 < self.test_fraction < 1.0, "data.test_fraction", "must be in (0, 1)",
@@ -146,8 +142,8 @@ class ModelConfig:
     fourier_scale: float = 1.0
 
     def __post_init__(self):
-        _choice(self, "kind", MODELS)
-        _choice(self, "base", ("none", *DENSITIES))
+        _choice(self, "kind", _registry("ENERGIES"))
+        _choice(self, "base", ("none", *_registry("DENSITIES")))
         _positive(self, "fourier_features", allow_zero=True)
         _positive(self, "fourier_scale")
         if self.fourier_features:
@@ -201,8 +197,8 @@ class ObjectiveConfig:
     noise: str = "gaussian"
 
     def __post_init__(self):
-        _choice(self, "name", OBJECTIVES)
-        _choice(self, "noise", DENSITIES)
+        _choice(self, "name", _registry("OBJECTIVES"))
+        _choice(self, "noise", _registry("DENSITIES"))
         _positive(self, "buffer_size", "num_projections", "sigma", "noise_ratio")
         _positive(self, "num_chains", "energy_l2", allow_zero=True)
         _require(0.0 <= self.reinit_prob <= 1.0, "objective.reinit_prob", "must be in [0, 1]",
@@ -239,7 +235,7 @@ class SamplerConfig:
     num_integration_steps: int = 5
 
     def __post_init__(self):
-        _choice(self, "name", SAMPLERS)
+        _choice(self, "name", _registry("SAMPLERS"))
         _positive(self, "num_steps", "step_size", "noise_scale", "clip_grad",
                   "num_integration_steps")
         if self.bounds is not None:
@@ -276,7 +272,7 @@ class OptimizerConfig:
     warmup_steps: int = 0
 
     def __post_init__(self):
-        _choice(self, "name", ("adam", "adamw", "sgd"))
+        _choice(self, "name", _registry("OPTIMIZERS"))
         _choice(self, "schedule", ("constant", "cosine"))
         _positive(self, "learning_rate", "clip_norm")
         _positive(self, "weight_decay", "warmup_steps", allow_zero=True)
@@ -347,7 +343,7 @@ class EvalConfig:
     def __post_init__(self):
         _positive(self, "grid_points", "num_samples", "sample_steps", "grid_rows",
                   "ais_bridges", "ais_step_size")
-        _choice(self, "ais_base", AIS_BASES)
+        _choice(self, "ais_base", _registry("AIS_BASES"))
         _require(self.ais_chains >= 2, "eval.ais_chains", "must be >= 2", self.ais_chains)
         _require(self.grid_low < self.grid_high, "eval.grid_low",
                  f"must be < eval.grid_high ({self.grid_high})", self.grid_low)

@@ -12,6 +12,13 @@ Everything else is derived here and nowhere else:
 * the score is ``score_fn(x) = ∇ₓ log p(x) = −∇ₓ E(params, x)``;
 * ``log_ratio(x, x′) = log p(x) − log p(x′) = E(x′) − E(x)`` needs no ``Z``.
 
+Variants are built from these adapters, never by writing ``−E`` again: an energy
+with a tractable base density ``q`` (:func:`with_base`, ``E − log q``), one with some
+coordinates held fixed (:func:`masked`), a normalised log-density with a known or
+learned ``log Z`` (``logdensity_fn(energy_fn, params, log_z)``), a noise-conditional
+energy ``E(params, x, σ)`` (extra arguments pass through ``logdensity_fn``), and an
+energy on the unit box seen in logit coordinates (:func:`logit_energy`).
+
 Batches are the caller's ``jax.vmap`` over axis 0, layout ``(n, *event)``.
 
 Adapters turn NNX modules, Linen modules and plain functions into this contract.
@@ -38,6 +45,9 @@ __all__ = [
     "sum_energies",
     "tempered",
     "conditioned",
+    "with_base",
+    "masked",
+    "logit_energy",
 ]
 
 
@@ -124,9 +134,28 @@ def from_fn(fn: Callable[[PyTree, ArrayTree], Array]) -> EnergyFn:
     return lambda params, x: _as_scalar(fn(params, x), where)
 
 
-def logdensity_fn(energy_fn: EnergyFn, params: PyTree) -> LogDensityFn:
-    """The unnormalised log-density ``x ↦ −E(params, x)`` that samplers consume."""
-    return lambda x: -energy_fn(params, x)
+def logdensity_fn(energy_fn: EnergyFn, params: PyTree, log_z: Array | float = 0.0) -> LogDensityFn:
+    """The log-density ``x ↦ −E(params, x) − log_z`` that samplers consume.
+
+    Args:
+      energy_fn: ``energy_fn(params, x, *args) -> scalar``.
+      params: its parameters.
+      log_z: subtracted (default 0, the unnormalised log-density); pass a known or
+        learned ``log Z`` for a normalised one.
+
+    Returns:
+      ``logdensity(x, *args)``; extra arguments (e.g. a noise level ``σ`` of a
+      noise-conditional energy) are passed through to ``energy_fn``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm.energy import logdensity_fn
+      >>> float(logdensity_fn(lambda p, x: p * jnp.sum(x**2), 0.5)(jnp.ones(2)))
+      -1.0
+    """
+    if isinstance(log_z, int | float) and log_z == 0:
+        return lambda x, *args: -energy_fn(params, x, *args)
+    return lambda x, *args: -energy_fn(params, x, *args) - log_z
 
 
 def score_fn(energy_fn: EnergyFn, params: PyTree) -> ScoreFn:
@@ -160,6 +189,49 @@ def sum_energies(*energy_fns: EnergyFn) -> EnergyFn:
 def tempered(energy_fn: EnergyFn, temperature: Array | float) -> EnergyFn:
     """``E/T``, the density ``p^(1/T)``; ``temperature`` may be a traced array."""
     return lambda params, x: energy_fn(params, x) / temperature
+
+
+def with_base(energy_fn: EnergyFn, base) -> EnergyFn:
+    """``E(params, x) − log q(x)``: the network learns a correction of a tractable density.
+
+    Args:
+      energy_fn: the network's energy.
+      base: a :class:`jebm.densities.Density` ``q`` (its ``log_prob``).
+
+    Returns:
+      The energy of the density ``∝ q(x) exp(−E(x))``.
+    """
+    log_q = base.log_prob
+    return lambda params, x: energy_fn(params, x) - log_q(x)
+
+
+def masked(energy_fn: EnergyFn, mask: Array, observed: Array) -> EnergyFn:
+    """The energy of the free coordinates ``mask`` with the others fixed to ``observed``.
+
+    ``E_m(params, z) = E(params, where(mask, z, observed))``: its density is the
+    conditional ``p(x_m | x_o)`` (up to ``Z``), and coordinates outside ``mask`` never
+    influence it (inpainting).
+    """
+    return lambda params, z: energy_fn(params, jnp.where(mask, z, observed))
+
+
+def _log_abs_dsigmoid(z: Array) -> Array:
+    """``log σ′(z) = −softplus(z) − softplus(−z)``, elementwise and overflow-free."""
+    return -jax.nn.softplus(z) - jax.nn.softplus(-z)
+
+
+def logit_energy(energy_fn: EnergyFn) -> EnergyFn:
+    """An energy on the unit box in logit coordinates: ``E_z(z) = E(σ(z)) − Σ log σ′(z)``.
+
+    By the change of variables ``x = σ(z)``, ``∫_{ℝ^d} exp(−E_z) dz = ∫_{[0,1]^d} exp(−E)
+    dx``: both define the same normalised model, one on ``ℝ^d`` (where AIS needs no
+    boundary) and one on the box.
+    """
+
+    def energy_z(params: PyTree, z: Array) -> Array:
+        return energy_fn(params, jax.nn.sigmoid(z)) - jnp.sum(_log_abs_dsigmoid(z))
+
+    return energy_z
 
 
 def conditioned(

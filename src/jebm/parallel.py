@@ -40,6 +40,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jebm.samplers.runner import constrain_chains
 from jebm.types import ArrayTree, PRNGKey, PyTree
 
 __all__ = [
@@ -228,36 +229,6 @@ def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     """Copy every leaf of ``tree`` to every device of ``mesh`` (placed, or constrained in jit)."""
     sharding = replicated_sharding(mesh)
     return jax.tree.map(lambda leaf: _place(leaf, sharding), tree)
-
-
-def constrain_chains(tree: ArrayTree) -> ArrayTree:
-    """Hint that axis 0 of ``tree`` holds independent chains: split it over every mesh axis.
-
-    A no-op unless traced under an ambient mesh with ``Auto`` axes (as inside
-    :func:`data_parallel_train_step`, or ``jax.set_mesh``), and for leaves whose
-    leading axis is not divisible by the device count. Code that creates chains
-    inside a jitted function (e.g. persistent chains drawn from a replay buffer) calls
-    it so that each device steps only its own chains instead of all of them.
-
-    Args:
-      tree: a pytree of arrays with a leading chain axis.
-
-    Returns:
-      ``tree``, constrained to ``PartitionSpec(("chains", "data"))`` where it applies.
-    """
-    mesh = jax.sharding.get_abstract_mesh()
-    if mesh.empty or any(t != AxisType.Auto for t in mesh.axis_types):
-        return tree
-    size = mesh.size
-    spec = P(tuple(mesh.axis_names))
-
-    def hint(leaf):
-        shape = np.shape(leaf)
-        if size == 1 or not shape or shape[0] % size:
-            return leaf
-        return jax.lax.with_sharding_constraint(leaf, spec)
-
-    return jax.tree.map(hint, tree)
 
 
 def train_state_shardings(state: PyTree, mesh: Mesh) -> PyTree:

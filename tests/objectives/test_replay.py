@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jebm.densities import uniform_box
 from jebm.energies.analytic import gaussian
 from jebm.objectives import (
     ReplayBuffer,
@@ -15,7 +16,6 @@ from jebm.objectives import (
     pcd,
     pcd_loss,
     sample_replay_buffer,
-    uniform_box,
     update_replay_buffer,
 )
 from jebm.samplers.base import SamplingAlgorithm
@@ -24,6 +24,7 @@ from jebm.samplers.mala import mala
 TARGET = gaussian(jnp.array([0.5, -1.0]), jnp.array([[1.0, 0.5], [0.5, 2.0]]))
 ENERGY = TARGET.energy_fn
 MALA = functools.partial(mala, step_size=0.2)
+BOX = uniform_box(-1.0, 1.0, (2,))
 
 
 def flat(tree):
@@ -44,17 +45,17 @@ def gradient_step(logdensity_fn, step_size):
 
 
 def test_uniform_box():
-    x = uniform_box((3, 2), low=2.0, high=5.0)(jax.random.key(0), 1000)
+    x = uniform_box(2.0, 5.0, (3, 2)).sample(jax.random.key(0), 1000)
     assert x.shape == (1000, 3, 2) and x.dtype == jnp.float32
     assert float(x.min()) >= 2.0 and float(x.max()) <= 5.0
-    with pytest.raises(ValueError, match="low < high"):
-        uniform_box((2,), 1.0, 1.0)
+    with pytest.raises(ValueError, match="high > low"):
+        uniform_box(1.0, 1.0, (2,))
 
 
 def test_sample_and_update_buffer(key):
-    buffer = init_replay_buffer(key, uniform_box((2,)), 50)
+    buffer = init_replay_buffer(key, BOX, 50)
     positions, indices, reinit = sample_replay_buffer(
-        jax.random.key(1), buffer, 20, reinit_prob=0.0, base_sampler=uniform_box((2,))
+        jax.random.key(1), buffer, 20, reinit_prob=0.0, init_density=BOX
     )
     assert len(set(np.asarray(indices).tolist())) == 20  # distinct entries
     assert not bool(reinit.any())
@@ -72,7 +73,7 @@ def test_reinit_fraction_is_binomial():
     size, p = 20_000, 0.05
     buffer = ReplayBuffer(jnp.full((size, 2), 10.0))
     positions, _, reinit = sample_replay_buffer(
-        jax.random.key(2), buffer, size, reinit_prob=p, base_sampler=uniform_box((2,))
+        jax.random.key(2), buffer, size, reinit_prob=p, init_density=BOX
     )
     from_base = np.all(np.abs(np.asarray(positions)) <= 1.0, axis=1)
     np.testing.assert_array_equal(from_base, np.asarray(reinit))
@@ -81,7 +82,7 @@ def test_reinit_fraction_is_binomial():
     assert abs(count - size * p) <= 5 * np.sqrt(size * p * (1 - p)), count
     for prob, expected in ((0.0, 0), (1.0, size)):
         _, _, mask = sample_replay_buffer(
-            jax.random.key(3), buffer, size, reinit_prob=prob, base_sampler=uniform_box((2,))
+            jax.random.key(3), buffer, size, reinit_prob=prob, init_density=BOX
         )
         assert int(mask.sum()) == expected
 
@@ -110,7 +111,7 @@ def test_pcd_state_is_a_fixed_shape_buffer(key):
 def test_pcd_reinit_fraction_metric():
     # 1000 chains, p = 0.3: fraction within 5 binomial sd √(0.3·0.7/1000) ≈ 0.0145.
     data = TARGET.sample(jax.random.key(5), 1000)
-    buffer = init_replay_buffer(jax.random.key(6), uniform_box((2,)), 2000)
+    buffer = init_replay_buffer(jax.random.key(6), BOX, 2000)
     loss_fn = functools.partial(
         pcd_loss, energy_fn=ENERGY, sampler=MALA, num_steps=1, reinit_prob=0.3
     )
@@ -124,7 +125,7 @@ def test_pcd_gradient_vanishes_at_truth():
     def one(k):
         k_data, k_buf, k_loss = jax.random.split(k, 3)
         data = TARGET.sample(k_data, 128)
-        buffer = init_replay_buffer(k_buf, TARGET.sample, 256)
+        buffer = init_replay_buffer(k_buf, TARGET.density, 256)
         g = jax.grad(
             lambda p: pcd_loss(
                 p,
@@ -134,7 +135,7 @@ def test_pcd_gradient_vanishes_at_truth():
                 energy_fn=ENERGY,
                 sampler=MALA,
                 num_steps=3,
-                base_sampler=TARGET.sample,
+                init_density=TARGET.density,
             )[0]
         )(TARGET.params)
         return flat(g)
@@ -153,7 +154,7 @@ def test_pcd_sign():
     def losses(k):
         k_data, k_buf, k_loss = jax.random.split(k, 3)
         data = TARGET.sample(k_data, 128)
-        buffer = init_replay_buffer(k_buf, TARGET.sample, 128)
+        buffer = init_replay_buffer(k_buf, TARGET.density, 128)
         opts = dict(sampler=MALA, num_steps=5, reinit_prob=0.0)
         true = pcd_loss(TARGET.params, k_loss, data, buffer, energy_fn=ENERGY, **opts)[0]
         flip = pcd_loss(
@@ -172,7 +173,7 @@ def test_pcd_options_are_checked(key):
         pcd(ENERGY, MALA, num_steps=1, buffer_size=0)
     with pytest.raises(ValueError, match="num_chains"):
         pcd(ENERGY, MALA, num_steps=1, buffer_size=8, num_chains=9)
-    buffer = init_replay_buffer(key, uniform_box((2,)), 8)
+    buffer = init_replay_buffer(key, BOX, 8)
     data = jnp.zeros((4, 2))
     with pytest.raises(ValueError, match="reinit_prob"):
         pcd_loss(

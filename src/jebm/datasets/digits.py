@@ -9,7 +9,7 @@ continuous NLLs in nats on [0, 1]⁶⁴ are comparable with each other and, afte
 ``64 log 17 ≈ 181.3`` nats, bound the discrete NLL.
 
 The split is a fixed numpy permutation of the (optionally class-filtered) images;
-labels are kept. :func:`gaussian_fit` and :func:`gaussian_nll` give the
+labels are kept. :func:`gaussian_nll` (and :func:`jebm.densities.fit_gaussian`) give the
 full-covariance Gaussian baseline on the dequantised data.
 
 References:
@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float, Int
 
+from jebm.densities import _moments
 from jebm.types import Array, PRNGKey
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "dequantize",
     "sampler",
     "labelled_sampler",
-    "gaussian_fit",
     "gaussian_nll",
     "NUM_LEVELS",
     "NUM_CLASSES",
@@ -162,25 +162,8 @@ def labelled_sampler(
     return sample
 
 
-def gaussian_fit(images: Float[Array, "n ..."]) -> tuple[Array, Array]:
-    """Maximum-likelihood full-covariance Gaussian of flattened images.
-
-    Args:
-      images: ``(n, *event)``; flattened to ``(n, d)``.
-
-    Returns:
-      ``(mean (d,), covariance (d, d))`` (the ML covariance, divisor ``n``), computed in
-      float64 by numpy and returned as float32 arrays, ready for
-      :func:`jebm.partition.ais.gaussian_base`.
-    """
-    x = np.asarray(images, np.float64).reshape(len(images), -1)
-    mean = x.mean(0)
-    cov = (x - mean).T @ (x - mean) / x.shape[0]
-    return jnp.asarray(mean, jnp.float32), jnp.asarray(cov, jnp.float32)
-
-
 def gaussian_nll(train: Float[Array, "n ..."], test: Float[Array, "m ..."]) -> tuple[float, float]:
-    """Test NLL (nats per image) of the Gaussian :func:`gaussian_fit` to ``train``.
+    """Test NLL (nats per image) of the maximum-likelihood Gaussian fitted to ``train``.
 
     The baseline for the digits EBM. The Gaussian puts some mass outside [0, 1]⁶⁴;
     restricting it to the box would only raise its density there, so this NLL is an
@@ -200,12 +183,10 @@ def gaussian_nll(train: Float[Array, "n ..."], test: Float[Array, "m ..."]) -> t
       >>> -55 < nll < -45
       True
     """
-    x = np.asarray(train, np.float64).reshape(len(train), -1)
+    mean, cov = _moments(train, ddof=0)
     y = np.asarray(test, np.float64).reshape(len(test), -1)
-    mean = x.mean(0)
-    cov = (x - mean).T @ (x - mean) / x.shape[0]
     chol = np.linalg.cholesky(cov)
     white = np.linalg.solve(chol, (y - mean).T)  # (d, m)
     log_det = 2.0 * np.sum(np.log(np.diag(chol)))
-    nll = 0.5 * (np.sum(white**2, 0) + log_det + x.shape[1] * math.log(2 * math.pi))
+    nll = 0.5 * (np.sum(white**2, 0) + log_det + mean.size * math.log(2 * math.pi))
     return float(nll.mean()), float(nll.std(ddof=1) / math.sqrt(len(nll)))

@@ -67,26 +67,28 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm
 
+from jebm.densities import Density
 from jebm.energies.analytic import AnalyticEnergy, gaussian_mixture
 from jebm.energies.toy2d import _log_ndtr_diff, _safe_norm, checkerboard, eight_gaussians, rings
+from jebm.energy import logdensity_fn
 from jebm.types import Array, PRNGKey
 
 __all__ = ["Toy2D", "NAMES", "get"]
 
 
 class Toy2D(NamedTuple):
-    """A two-dimensional toy data set.
+    """A two-dimensional toy data set: its true density and the entropy of it.
 
     Attributes:
       name: the FFJORD name, e.g. ``"8gaussians"``.
-      sample: ``sample(key, n) -> (n, 2) float32`` i.i.d. draws; ``n`` is static.
-      log_prob: ``log_prob(x) -> scalar`` for one point ``x`` of shape ``(2,)``.
+      density: the data's :class:`~jebm.densities.Density`: ``sample(key, n) -> (n, 2)``
+        float32 i.i.d. draws (``n`` static) and the exact (or quadrature) ``log_prob(x)``
+        of one point ``x`` of shape ``(2,)``.
       entropy: the differential entropy in nats.
     """
 
     name: str
-    sample: Callable[[PRNGKey, int], Array]
-    log_prob: Callable[[Array], Array]
+    density: Density
     entropy: float
 
 
@@ -107,15 +109,11 @@ NAMES = tuple(_ENTROPIES)
 
 def _from_energy(name: str, target: AnalyticEnergy) -> Toy2D:
     """A data set whose density is an energy with exact ``log Z``."""
-    energy_fn, params, log_z = target.energy_fn, target.params, target.log_z
-
-    def log_prob(x: Array) -> Array:
-        return -energy_fn(params, x) - log_z
-
     def sample(key: PRNGKey, n: int) -> Array:
         return target.sample(key, n).astype(jnp.float32)
 
-    return Toy2D(name, sample, log_prob, _ENTROPIES[name])
+    log_prob = logdensity_fn(target.energy_fn, target.params, target.log_z)
+    return Toy2D(name, Density(log_prob, sample), _ENTROPIES[name])
 
 
 def _gauss_legendre(edges: np.ndarray, order: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +241,7 @@ def _two_spirals() -> Toy2D:
         noise = _SPIRALS_NOISE * jax.random.normal(k_noise, (n, 2))
         return sign[:, None] * (_spiral_curve(t) + box) + noise
 
-    return Toy2D("2spirals", sample, log_prob, _ENTROPIES["2spirals"])
+    return Toy2D("2spirals", Density(log_prob, sample), _ENTROPIES["2spirals"])
 
 
 # --- pinwheel ------------------------------------------------------------------------
@@ -361,7 +359,7 @@ _BUILDERS: dict[str, Callable[[], Toy2D]] = {
     "moons": _moons,
     "swissroll": _swissroll,
     "pinwheel": lambda: Toy2D(
-        "pinwheel", _pinwheel_sample, _pinwheel_log_prob, _ENTROPIES["pinwheel"]
+        "pinwheel", Density(_pinwheel_log_prob, _pinwheel_sample), _ENTROPIES["pinwheel"]
     ),
     "2spirals": _two_spirals,
 }
@@ -383,7 +381,7 @@ def get(name: str) -> Toy2D:
       >>> import jax
       >>> from jebm.datasets import toy2d
       >>> data = toy2d.get("8gaussians")
-      >>> data.sample(jax.random.key(0), 4).shape
+      >>> data.density.sample(jax.random.key(0), 4).shape
       (4, 2)
       >>> round(data.entropy, 3)
       2.832

@@ -14,17 +14,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jebm.densities import Density
+from jebm.energy import logdensity_fn
 from jebm.types import Array, EnergyFn, PRNGKey, PyTree
 
 __all__ = ["AnalyticEnergy", "gaussian", "gaussian_mixture", "check_event_shape"]
 
 
 class AnalyticEnergy(NamedTuple):
+    """An energy with an exact partition function and exact draws.
+
+    Attributes:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one ``x`` of ``event_shape``.
+      params: its parameters.
+      log_z: the exact ``log Z``.
+      sample: ``sample(key, n) -> (n, *event_shape)`` exact draws.
+      event_shape: the shape of one point.
+    """
+
     energy_fn: EnergyFn
     params: PyTree
     log_z: Array
     sample: Callable[[PRNGKey, int], Array]
     event_shape: tuple[int, ...]
+
+    @property
+    def density(self) -> Density:
+        """The normalised density ``exp(−E − log Z)`` with its exact draws."""
+        return Density(logdensity_fn(self.energy_fn, self.params, self.log_z), self.sample)
 
 
 def check_event_shape(x: Array, event_shape: tuple[int, ...], name: str) -> None:

@@ -2,19 +2,12 @@
 
 from jebm.objectives.base import Objective, stateless
 from jebm.objectives.contrastive import cd, cd_loss, pcd, pcd_loss
-from jebm.objectives.nce import (
-    GaussianNoise,
-    NoiseDistribution,
-    fit_gaussian_noise,
-    nce,
-    nce_loss,
-    nce_params,
-)
+from jebm.objectives.jem import jem
+from jebm.objectives.nce import nce, nce_loss, nce_params
 from jebm.objectives.replay import (
     ReplayBuffer,
     init_replay_buffer,
     sample_replay_buffer,
-    uniform_box,
     update_replay_buffer,
 )
 from jebm.objectives.score_matching import (
@@ -37,7 +30,6 @@ __all__ = [
     "init_replay_buffer",
     "sample_replay_buffer",
     "update_replay_buffer",
-    "uniform_box",
     "exact_score_matching",
     "exact_score_matching_loss",
     "sliced_score_matching",
@@ -47,7 +39,5 @@ __all__ = [
     "nce",
     "nce_loss",
     "nce_params",
-    "fit_gaussian_noise",
-    "GaussianNoise",
-    "NoiseDistribution",
+    "jem",
 ]

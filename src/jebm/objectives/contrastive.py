@@ -54,10 +54,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jebm._validate import check_float, check_int
+from jebm.densities import Density
 from jebm.energy import batch_energy, logdensity_fn
 from jebm.objectives.base import Objective, num_rows, stateless
 from jebm.objectives.replay import (
-    BaseSampler,
     ReplayBuffer,
     _uniform_like,
     init_replay_buffer,
@@ -83,12 +84,10 @@ def _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2) -> None:
             "sampler must be a callable logdensity_fn -> SamplingAlgorithm, e.g. "
             f"functools.partial(jebm.samplers.mala, step_size=0.05); got {sampler!r}."
         )
-    if not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}.")
+    check_int("num_steps", num_steps)
     if not isinstance(pathwise, bool):
         raise ValueError(f"pathwise must be a bool, got {pathwise!r}.")
-    if _is_concrete(energy_l2) and not float(energy_l2) >= 0.0:
-        raise ValueError(f"energy_l2 must be >= 0, got {energy_l2!r}.")
+    check_float("energy_l2", energy_l2, allow_zero=True)
     if _is_concrete(kl_weight) and not pathwise and float(kl_weight) != 1.0:
         raise ValueError(f"kl_weight={kl_weight!r} has no effect without pathwise=True.")
 
@@ -297,7 +296,7 @@ def pcd_loss(
     sampler: SamplerFactory,
     num_steps: int,
     reinit_prob: float | Array = 0.05,
-    base_sampler: BaseSampler | None = None,
+    init_density: Density | None = None,
     num_chains: int | None = None,
     pathwise: bool = False,
     kl_weight: float | Array = 1.0,
@@ -306,7 +305,7 @@ def pcd_loss(
     """Persistent CD: negatives from chains kept in a replay buffer between steps.
 
     Draws ``num_chains`` distinct buffer entries, re-initialises each with
-    probability ``reinit_prob`` from ``base_sampler``, runs ``num_steps`` sampler steps
+    probability ``reinit_prob`` from ``init_density``, runs ``num_steps`` sampler steps
     on ``stop_gradient(params)`` and writes the final positions back. The loss is that
     of :func:`cd_loss` with these negatives.
 
@@ -318,9 +317,10 @@ def pcd_loss(
       energy_fn: ``energy_fn(params, x) -> scalar``.
       sampler: ``logdensity_fn -> SamplingAlgorithm``.
       num_steps: sampler steps per loss evaluation (static).
-      reinit_prob: probability that a drawn chain restarts from ``base_sampler``.
-      base_sampler: ``(key, n) -> (n, *event)``; default uniform on ``[-1, 1]^event``
-        with the buffer's event shapes and dtypes.
+      reinit_prob: probability that a drawn chain restarts from ``init_density``.
+      init_density: a :class:`~jebm.densities.Density` chains restart from (its
+        ``sample``); default uniform on ``[-1, 1]^event`` with the buffer's event shapes
+        and dtypes.
       num_chains: negatives per step (static); default the batch size.
       pathwise: add the KL term of Du et al. (2021), see :func:`cd_loss`.
       kl_weight: weight of the KL term (only with ``pathwise``; setting it otherwise raises).
@@ -339,10 +339,10 @@ def pcd_loss(
     if not isinstance(state, ReplayBuffer):
         raise ValueError(f"pcd_loss needs a ReplayBuffer state, got {type(state).__name__}.")
     num_chains = num_rows(batch) if num_chains is None else num_chains
-    base_sampler = _uniform_like(state.samples) if base_sampler is None else base_sampler
+    init_density = _uniform_like(state.samples) if init_density is None else init_density
     k_buffer, k_chains = jax.random.split(key)
     positions, indices, reinit = sample_replay_buffer(
-        k_buffer, state, num_chains, reinit_prob=reinit_prob, base_sampler=base_sampler
+        k_buffer, state, num_chains, reinit_prob=reinit_prob, init_density=init_density
     )
     negatives, live, sampler_metrics = _negatives(
         k_chains,
@@ -369,7 +369,7 @@ def pcd(
     *,
     buffer_size: int = 10_000,
     reinit_prob: float | Array = 0.05,
-    base_sampler: BaseSampler | None = None,
+    init_density: Density | None = None,
     num_chains: int | None = None,
     pathwise: bool = False,
     kl_weight: float | Array = 1.0,
@@ -378,7 +378,7 @@ def pcd(
     """Persistent CD as an :class:`~jebm.objectives.base.Objective`; see :func:`pcd_loss`.
 
     ``init(key, batch)`` fills a buffer of ``buffer_size`` entries from
-    ``base_sampler`` (default uniform on ``[-1, 1]`` with the batch's event shape and
+    ``init_density`` (default uniform on ``[-1, 1]`` with the batch's event shape and
     dtype); the buffer is the objective state.
 
     Examples:
@@ -393,14 +393,13 @@ def pcd(
       >>> loss, (metrics, state) = objective.loss(1.0, jax.random.key(1), jnp.zeros((8, 2)), state)
     """
     _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2)
-    if not isinstance(buffer_size, int) or buffer_size < 1:
-        raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}.")
+    check_int("buffer_size", buffer_size)
     valid_chains = isinstance(num_chains, int) and 1 <= num_chains <= buffer_size
     if num_chains is not None and not valid_chains:
         raise ValueError(f"num_chains must be an int in [1, buffer_size], got {num_chains!r}.")
 
     def init(key: PRNGKey, batch: ArrayTree) -> ReplayBuffer:
-        base = _uniform_like(batch) if base_sampler is None else base_sampler
+        base = _uniform_like(batch) if init_density is None else init_density
         return init_replay_buffer(key, base, buffer_size)
 
     def loss(params, key, batch, state):
@@ -413,7 +412,7 @@ def pcd(
             sampler=sampler,
             num_steps=num_steps,
             reinit_prob=reinit_prob,
-            base_sampler=base_sampler,
+            init_density=init_density,
             num_chains=num_chains,
             pathwise=pathwise,
             kl_weight=kl_weight,

@@ -18,10 +18,10 @@ log-ratio ``G(u) = log p_m(u) − log p_n(u)``, a logistic classifier with logit
 the negative of Gutmann & Hyvärinen's ``J_T`` (``BCE`` is
 ``optax.losses.sigmoid_binary_cross_entropy``).
 
-**Noise.** Any object with ``sample(key, n) -> (n, *event)`` and ``log_prob(x) ->
-scalar`` for one unbatched ``x`` (e.g. a :class:`NoiseDistribution`). The default is
-a full-covariance Gaussian fitted to the data, :func:`fit_gaussian_noise`; its log-pdf
-is ``jax.scipy.stats.multivariate_normal.logpdf``.
+**Noise.** A :class:`jebm.densities.Density` (``sample(key, n) -> (n, *event)`` and a
+normalised ``log_prob(x)`` for one unbatched ``x``), typically fitted to the training
+data: :func:`jebm.densities.fit_gaussian` or, for images on ``[0, 1]``,
+:func:`jebm.densities.logit_gaussian`.
 
 References:
   Gutmann, M. and Hyvärinen, A. (2010). Noise-contrastive estimation: a new
@@ -32,86 +32,21 @@ References:
   JMLR 13, 307–361. (The ratio ν and the asymptotic variance.)
 """
 
-from collections.abc import Callable
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import optax
-from jax.scipy.stats import multivariate_normal
 
-from jebm.objectives.base import Objective
+from jebm._validate import check_float
+from jebm.densities import Density
+from jebm.energy import logdensity_fn
+from jebm.objectives.base import Objective, stateless
 from jebm.types import Array, ArrayTree, EnergyFn, PRNGKey, PyTree
 
 __all__ = [
-    "NoiseDistribution",
-    "GaussianNoise",
-    "fit_gaussian_noise",
     "nce_params",
     "nce_loss",
     "nce",
 ]
-
-
-class NoiseDistribution(NamedTuple):
-    """A noise distribution from two functions: ``sample(key, n)`` and ``log_prob(x)``."""
-
-    sample: Callable[[PRNGKey, int], ArrayTree]
-    log_prob: Callable[[ArrayTree], Array]  # one unbatched x -> scalar
-
-
-class GaussianNoise(NamedTuple):
-    """A full-covariance Gaussian on flattened events; a pytree of arrays.
-
-    ``mean`` has the event shape; ``cov`` is ``(d, d)`` with ``d = mean.size``.
-    """
-
-    mean: Array
-    cov: Array
-
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` draws, shape ``(n, *event)``."""
-        chol = jnp.linalg.cholesky(self.cov)
-        z = jax.random.normal(key, (n, self.mean.size), self.mean.dtype)
-        flat = self.mean.reshape(1, -1) + z @ chol.T
-        return flat.reshape((n, *self.mean.shape))
-
-    def log_prob(self, x: Array) -> Array:
-        """Log-density of one unbatched ``x`` of the event shape."""
-        return multivariate_normal.logpdf(x.reshape(-1), self.mean.reshape(-1), self.cov)
-
-
-def fit_gaussian_noise(data: Array, *, jitter: float = 1e-5) -> GaussianNoise:
-    """Fit a full-covariance Gaussian to ``data`` ``(n, *event)`` by moments.
-
-    Args:
-      data: samples, flattened per example to ``d`` coordinates.
-      jitter: added to the covariance's diagonal, relative to its mean variance,
-        so that constant coordinates (e.g. image borders) keep it positive definite.
-
-    Returns:
-      A :class:`GaussianNoise` with the sample mean and the unbiased sample
-      covariance (plus jitter).
-
-    Examples:
-      >>> import jax
-      >>> from jebm.objectives import fit_gaussian_noise
-      >>> noise = fit_gaussian_noise(jax.random.normal(jax.random.key(0), (100, 2)))
-      >>> noise.sample(jax.random.key(1), 3).shape
-      (3, 2)
-      >>> noise.log_prob(noise.mean).shape
-      ()
-    """
-    data = jnp.asarray(data)
-    if data.ndim < 2 or data.shape[0] < 2:
-        raise ValueError(
-            f"fit_gaussian_noise needs a batch (n >= 2, *event), got shape {data.shape}."
-        )
-    flat = data.reshape(data.shape[0], -1)
-    d = flat.shape[1]
-    cov = jnp.atleast_2d(jnp.cov(flat, rowvar=False))
-    cov = cov + jitter * jnp.trace(cov) / d * jnp.eye(d, dtype=cov.dtype)
-    return GaussianNoise(jnp.mean(data, axis=0), cov)
 
 
 def nce_params(energy_params: PyTree, log_z: float | Array = 0.0) -> dict:
@@ -135,7 +70,7 @@ def nce_loss(
     batch: ArrayTree,
     *,
     energy_fn: EnergyFn,
-    noise,
+    noise: Density,
     noise_ratio: float = 1.0,
 ) -> tuple[Array, dict[str, Array]]:
     """Noise-contrastive estimation loss (data vs ``noise_ratio · n`` noise samples).
@@ -146,7 +81,7 @@ def nce_loss(
       key: PRNG key for the noise samples.
       batch: data ``(n, *event)``.
       energy_fn: ``energy_fn(energy_params, x) -> scalar``.
-      noise: an object with ``sample(key, n)`` and ``log_prob(x)`` (one ``x``).
+      noise: the noise :class:`~jebm.densities.Density`.
       noise_ratio: ``ν``, noise samples per data point (static; ``ν n`` an integer).
 
     Returns:
@@ -155,12 +90,13 @@ def nce_loss(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from jebm.objectives import fit_gaussian_noise, nce_loss, nce_params
+      >>> from jebm.densities import fit_gaussian
+      >>> from jebm.objectives import nce_loss, nce_params
       >>> data = jax.random.normal(jax.random.key(0), (64, 2))
       >>> loss, metrics = nce_loss(
       ...     nce_params(1.0), jax.random.key(1), data,
       ...     energy_fn=lambda a, x: 0.5 * a * jnp.sum(x**2),
-      ...     noise=fit_gaussian_noise(data), noise_ratio=2.0)
+      ...     noise=fit_gaussian(data), noise_ratio=2.0)
       >>> loss.shape
       ()
 
@@ -178,9 +114,10 @@ def nce_loss(
     log_nu = jnp.log(num_noise / n)
     noise_samples = noise.sample(key, num_noise)
 
+    log_model = logdensity_fn(energy_fn, params["energy"], params["log_z"])
+
     def logit(x):
-        log_model = -energy_fn(params["energy"], x) - params["log_z"]
-        return log_model - noise.log_prob(x) - log_nu
+        return log_model(x) - noise.log_prob(x) - log_nu
 
     logits_data = jax.vmap(logit)(batch)
     logits_noise = jax.vmap(logit)(noise_samples)
@@ -198,43 +135,35 @@ def nce_loss(
     return loss, metrics
 
 
-def nce(energy_fn: EnergyFn, noise=None, noise_ratio: float = 1.0) -> Objective:
+def nce(energy_fn: EnergyFn, noise: Density, noise_ratio: float = 1.0) -> Objective:
     """NCE as an :class:`~jebm.objectives.base.Objective`; see :func:`nce_loss`.
 
     Args:
       energy_fn: ``energy_fn(energy_params, x) -> scalar``.
-      noise: the noise distribution. ``None`` fits a full-covariance Gaussian
-        (:func:`fit_gaussian_noise`) to the batch given to ``init`` and carries it
-        in the objective state; to fit on the whole data set instead, pass
-        ``fit_gaussian_noise(data)``.
+      noise: the noise :class:`~jebm.densities.Density`, e.g.
+        ``jebm.densities.fit_gaussian(data)``.
       noise_ratio: ``ν``, noise samples per data point.
 
     Returns:
-      An :class:`~jebm.objectives.base.Objective` over ``params = {"energy": ...,
-      "log_z": ...}``. Its state is the fitted :class:`GaussianNoise` when
-      ``noise is None`` and ``()`` otherwise; it never changes during training.
+      A stateless :class:`~jebm.objectives.base.Objective` over ``params = {"energy":
+      ..., "log_z": ...}``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
+      >>> from jebm.densities import fit_gaussian
       >>> from jebm.objectives import nce, nce_params
       >>> data = jax.random.normal(jax.random.key(0), (64, 2))
-      >>> objective = nce(lambda a, x: 0.5 * a * jnp.sum(x**2))
+      >>> objective = nce(lambda a, x: 0.5 * a * jnp.sum(x**2), fit_gaussian(data))
       >>> state = objective.init(jax.random.key(1), data)
       >>> loss, (metrics, state) = objective.loss(nce_params(1.0), jax.random.key(2), data, state)
     """
-    if not noise_ratio > 0:
-        raise ValueError(f"noise_ratio must be positive, got {noise_ratio!r}.")
-    if noise is not None and not (hasattr(noise, "sample") and hasattr(noise, "log_prob")):
-        raise ValueError(f"noise needs sample(key, n) and log_prob(x) methods, got {noise!r}.")
+    check_float("noise_ratio", noise_ratio)
+    if not isinstance(noise, Density):
+        raise ValueError(
+            f"noise must be a jebm.densities.Density (e.g. fit_gaussian(data)), got {noise!r}.")
 
-    def init(key: PRNGKey, batch: Array):
-        return fit_gaussian_noise(batch) if noise is None else ()
+    def loss(params, key, batch):
+        return nce_loss(params, key, batch, energy_fn=energy_fn, noise=noise,
+                        noise_ratio=noise_ratio)
 
-    def loss(params, key, batch, state):
-        dist = state if noise is None else noise
-        value, metrics = nce_loss(
-            params, key, batch, energy_fn=energy_fn, noise=dist, noise_ratio=noise_ratio
-        )
-        return value, (metrics, state)
-
-    return Objective(init=init, loss=loss)
+    return stateless(loss)

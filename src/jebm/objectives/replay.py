@@ -8,8 +8,8 @@ One training step (see :func:`jebm.objectives.pcd_loss`):
 
 1. :func:`sample_replay_buffer` draws ``num_chains`` distinct entries uniformly at
    random and re-initialises each, independently with probability ``reinit_prob``,
-   from a base distribution ``base_sampler(key, n) -> (n, *event)`` (by default
-   uniform on the box ``[-1, 1]^event``, see :func:`uniform_box`);
+   from draws of a :class:`~jebm.densities.Density` ``init_density`` (by default
+   uniform on the box ``[-1, 1]^event``, see :func:`jebm.densities.uniform_box`);
 2. the caller runs its sampler from these positions;
 3. :func:`update_replay_buffer` writes the chains' final positions back to the same
    entries.
@@ -27,24 +27,21 @@ References:
   uniform noise.)
 """
 
-from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jebm._validate import check_int
+from jebm.densities import Density
 from jebm.types import Array, ArrayTree, PRNGKey
 
 __all__ = [
     "ReplayBuffer",
-    "BaseSampler",
-    "uniform_box",
     "init_replay_buffer",
     "sample_replay_buffer",
     "update_replay_buffer",
 ]
-
-BaseSampler = Callable[[PRNGKey, int], ArrayTree]  # (key, n) -> (n, *event)
 
 
 class ReplayBuffer(NamedTuple):
@@ -57,35 +54,14 @@ class ReplayBuffer(NamedTuple):
         return jax.tree.leaves(self.samples)[0].shape[0]
 
 
-def uniform_box(
-    event_shape: Sequence[int], low: float = -1.0, high: float = 1.0, dtype=jnp.float32
-) -> BaseSampler:
-    """The uniform distribution on the box ``[low, high]^event_shape``.
-
-    Args:
-      event_shape: shape of one sample.
-      low: lower bound of every coordinate.
-      high: upper bound of every coordinate.
-      dtype: floating dtype of the samples.
-
-    Returns:
-      ``base_sampler(key, n) -> (n, *event_shape)``.
-
-    Examples:
-      >>> import jax
-      >>> from jebm.objectives import uniform_box
-      >>> uniform_box((2,), 0.0, 1.0)(jax.random.key(0), 5).shape
-      (5, 2)
-    """
-    event_shape = tuple(int(s) for s in event_shape)
-    if not low < high:
-        raise ValueError(f"uniform_box needs low < high, got low={low}, high={high}.")
-    return lambda key, n: jax.random.uniform(key, (n, *event_shape), dtype, low, high)
-
-
-def _uniform_like(template: ArrayTree) -> BaseSampler:
+def _uniform_like(template: ArrayTree) -> Density:
     """Uniform on ``[-1, 1]`` with the event shapes and dtypes of a batched template."""
     leaves, treedef = jax.tree.flatten(template)
+
+    def log_prob(x: ArrayTree) -> Array:
+        inside = jnp.all(jnp.stack([jnp.all(jnp.abs(v) <= 1.0) for v in jax.tree.leaves(x)]))
+        log_volume = sum(leaf[0].size for leaf in leaves) * jnp.log(2.0)
+        return jnp.where(inside, -log_volume, -jnp.inf)
 
     def sample(key: PRNGKey, n: int) -> ArrayTree:
         keys = jax.random.split(key, len(leaves))
@@ -95,7 +71,7 @@ def _uniform_like(template: ArrayTree) -> BaseSampler:
         ]
         return jax.tree.unflatten(treedef, out)
 
-    return sample
+    return Density(log_prob, sample)
 
 
 def _rows_where(mask: Array, a: ArrayTree, b: ArrayTree) -> ArrayTree:
@@ -105,20 +81,19 @@ def _rows_where(mask: Array, a: ArrayTree, b: ArrayTree) -> ArrayTree:
     )
 
 
-def init_replay_buffer(key: PRNGKey, base_sampler: BaseSampler, buffer_size: int) -> ReplayBuffer:
-    """Fill a buffer of ``buffer_size`` entries with draws of ``base_sampler``.
+def init_replay_buffer(key: PRNGKey, init_density: Density, buffer_size: int) -> ReplayBuffer:
+    """Fill a buffer of ``buffer_size`` entries with draws of ``init_density``.
 
     Args:
       key: PRNG key.
-      base_sampler: ``(key, n) -> (n, *event)``.
+      init_density: a :class:`~jebm.densities.Density` (its ``sample``).
       buffer_size: number of entries (static).
 
     Returns:
       A :class:`ReplayBuffer`.
     """
-    if not isinstance(buffer_size, int) or buffer_size < 1:
-        raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}.")
-    return ReplayBuffer(base_sampler(key, buffer_size))
+    check_int("buffer_size", buffer_size)
+    return ReplayBuffer(init_density.sample(key, buffer_size))
 
 
 def sample_replay_buffer(
@@ -127,7 +102,7 @@ def sample_replay_buffer(
     num_chains: int,
     *,
     reinit_prob: float | Array,
-    base_sampler: BaseSampler,
+    init_density: Density,
 ) -> tuple[ArrayTree, Array, Array]:
     """Draw ``num_chains`` distinct entries and re-initialise each with prob. ``reinit_prob``.
 
@@ -135,9 +110,9 @@ def sample_replay_buffer(
       key: PRNG key.
       buffer: the current buffer.
       num_chains: number of entries to draw, at most the buffer size (static).
-      reinit_prob: probability that a drawn chain restarts from ``base_sampler``;
-        may be a traced array.
-      base_sampler: ``(key, n) -> (n, *event)``.
+      reinit_prob: probability that a drawn chain restarts from a draw of
+        ``init_density``; may be a traced array.
+      init_density: a :class:`~jebm.densities.Density` (its ``sample``).
 
     Returns:
       ``(positions, indices, reinit)``: the chains' starting positions ``(num_chains,
@@ -154,7 +129,7 @@ def sample_replay_buffer(
     indices = jax.random.choice(k_idx, size, (num_chains,), replace=False).astype(jnp.int32)
     reinit = jax.random.bernoulli(k_mask, reinit_prob, (num_chains,))
     stored = jax.tree.map(lambda leaf: leaf[indices], buffer.samples)
-    fresh = base_sampler(k_base, num_chains)
+    fresh = init_density.sample(k_base, num_chains)
     fresh = jax.tree.map(lambda f, s: f.astype(s.dtype), fresh, stored)
     return _rows_where(reinit, fresh, stored), indices, reinit
 

@@ -1,17 +1,17 @@
-"""Partition-function estimators: ``log Z`` of an energy ``E``, density ∝ exp(−E)."""
+"""Partition-function estimators: ``log Z`` of an energy ``E``, density ∝ exp(−E).
+
+Grid quadrature in one to three dimensions (:func:`log_z_grid`), forward AIS (a stochastic
+lower bound, :func:`ais`) and reverse AIS (an upper bound from exact target draws,
+:func:`reverse_ais`). Test likelihoods built on them live in :mod:`jebm.evaluation`.
+"""
 
 from jebm.partition.ais import (
     AISResult,
-    Base,
-    NLLEstimate,
     ais,
-    ais_nll,
-    gaussian_base,
     linear_schedule,
     power_schedule,
     reverse_ais,
     sigmoid_schedule,
-    uniform_base,
 )
 from jebm.partition.grid import log_z_grid
 
@@ -19,12 +19,7 @@ __all__ = [
     "log_z_grid",
     "ais",
     "reverse_ais",
-    "ais_nll",
     "AISResult",
-    "NLLEstimate",
-    "Base",
-    "gaussian_base",
-    "uniform_base",
     "linear_schedule",
     "power_schedule",
     "sigmoid_schedule",

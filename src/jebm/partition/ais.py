@@ -1,8 +1,8 @@
 """Annealed importance sampling (AIS): log Z of exp(−E) in any dimension, forward and reverse.
 
-**The path.** With a normalised base density ``p₀`` (:func:`gaussian_base`,
-:func:`uniform_base`) and the unnormalised target ``f(x) = exp(−E(params, x))``, the
-geometric bridges are
+**The path.** With a normalised base density ``p₀`` (a :class:`jebm.densities.Density`,
+e.g. :func:`jebm.densities.gaussian` or :func:`jebm.densities.uniform_box`) and the
+unnormalised target ``f(x) = exp(−E(params, x))``, the geometric bridges are
 
     log f_β(x) = (1 − β) log p₀(x) + β (−E(x)),   0 = β₀ < β₁ < … < β_K = 1,
 
@@ -87,141 +87,32 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.stats import multivariate_normal, norm
 from jaxtyping import Float
 
-from jebm.energy import batch_energy
+from jebm._validate import check_float, check_int
+from jebm.densities import Density
+from jebm.energy import logdensity_fn
 from jebm.samplers.base import SamplingAlgorithm
+from jebm.samplers.registry import TARGET_ACCEPTANCE, by_name
 from jebm.types import Array, EnergyFn, LogDensityFn, PRNGKey, PyTree
 
 __all__ = [
-    "Base",
-    "gaussian_base",
-    "uniform_base",
     "linear_schedule",
     "power_schedule",
     "sigmoid_schedule",
     "AISResult",
-    "NLLEstimate",
     "ais",
     "reverse_ais",
-    "ais_nll",
 ]
 
 KernelFactory = Callable[[LogDensityFn, Array], SamplingAlgorithm]
 
-# Default acceptance targets: MALA's optimal-scaling 0.574 (Roberts and Rosenthal, 1998)
-# and HMC's 0.65 (Beskos et al., 2013).
-_TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.65}
-
-
-# ----------------------------------------------------------------------------- bases
-
-
-class Base(NamedTuple):
-    """A normalised base density for AIS.
-
-    Attributes:
-      log_prob: ``x ↦ log p₀(x)`` for one unbatched ``x``, *normalised* (integrates to 1).
-      sample: ``(key, n) ↦`` exact draws of shape ``(n, *event_shape)``.
-    """
-
-    log_prob: Callable[[Array], Array]
-    sample: Callable[[PRNGKey, int], Array]
-
-
-def gaussian_base(mean: Float[Array, "..."], scale_or_cov: Array | float) -> Base:
-    """A Gaussian base ``N(mean, Σ)``.
-
-    Args:
-      mean: the mean, of the event shape.
-      scale_or_cov: a scalar or an array broadcasting to ``mean`` (standard deviations,
-        diagonal Σ), or, for a 1-D ``mean`` of size ``d``, a ``(d, d)`` covariance.
-
-    Returns:
-      A :class:`Base` with the normalised log-density and an exact sampler.
-
-    Examples:
-      >>> import jax, jax.numpy as jnp
-      >>> from jebm.partition.ais import gaussian_base
-      >>> base = gaussian_base(jnp.zeros(2), 3.0)
-      >>> base.sample(jax.random.key(0), 5).shape
-      (5, 2)
-    """
-    mean = jnp.asarray(mean, jnp.float32)
-    param = jnp.asarray(scale_or_cov, jnp.float32)
-    if mean.ndim == 1 and param.shape == mean.shape * 2:
-        if not isinstance(param, jax.core.Tracer):
-            np.linalg.cholesky(np.asarray(param, np.float64))  # raises if not positive definite
-        chol = jnp.linalg.cholesky(param)
-
-        def log_prob(x):
-            return multivariate_normal.logpdf(x, mean, param)
-
-        def sample(key, n):
-            return mean[None] + jax.random.normal(key, (n, *mean.shape)) @ chol.T
-
-        return Base(log_prob, sample)
-
-    try:
-        scale = jnp.broadcast_to(param, mean.shape)
-    except ValueError as err:
-        raise ValueError(
-            f"scale_or_cov of shape {param.shape} is neither a scale broadcasting to the mean "
-            f"shape {mean.shape} nor a ({mean.size}, {mean.size}) covariance."
-        ) from err
-    if not isinstance(scale, jax.core.Tracer) and bool(jnp.any(scale <= 0)):
-        raise ValueError(f"Gaussian base scales must be positive, got {param}.")
-
-    def log_prob(x):
-        return jnp.sum(norm.logpdf(x, mean, scale))
-
-    def sample(key, n):
-        return mean[None] + scale[None] * jax.random.normal(key, (n, *mean.shape))
-
-    return Base(log_prob, sample)
-
-
-def uniform_base(low: Float[Array, "..."], high: Float[Array, "..."]) -> Base:
-    """The uniform density on the box ``[low, high]``.
-
-    AIS from a box estimates the partition function of ``exp(−E)`` *restricted to the
-    box*: intermediate bridges vanish outside it, so mass outside is never reached.
-
-    Args:
-      low: lower corner, of the event shape (or broadcasting with ``high``).
-      high: upper corner.
-
-    Returns:
-      A :class:`Base`; ``log_prob`` is ``−log volume`` inside and ``−inf`` outside.
-    """
-    low, high = jnp.broadcast_arrays(jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32))
-    if not isinstance(low, jax.core.Tracer) and not bool(jnp.all(high > low)):
-        raise ValueError(f"uniform_base needs high > low everywhere, got low={low}, high={high}.")
-    log_volume = jnp.sum(jnp.log(high - low))
-
-    def log_prob(x):
-        inside = jnp.all((x >= low) & (x <= high))
-        return jnp.where(inside, -log_volume, -jnp.inf)
-
-    def sample(key, n):
-        u = jax.random.uniform(key, (n, *low.shape))
-        return low[None] + (high - low)[None] * u
-
-    return Base(log_prob, sample)
-
-
 # ------------------------------------------------------------------------- schedules
-
-
-def _check_num_bridges(num_bridges) -> None:
-    if not isinstance(num_bridges, int) or num_bridges < 1:
-        raise ValueError(f"num_bridges must be an int >= 1, got {num_bridges!r}.")
 
 
 def linear_schedule(num_bridges: int) -> Float[Array, " num_bridges_plus_1"]:
     """``β_t = t / K`` for ``t = 0 … K``; ``num_bridges = K`` (``K + 1`` betas)."""
-    _check_num_bridges(num_bridges)
+    check_int("num_bridges", num_bridges)
     return jnp.linspace(0.0, 1.0, num_bridges + 1, dtype=jnp.float32)
 
 
@@ -279,31 +170,22 @@ def _resolve_betas(betas, num_bridges, schedule) -> Array:
 # ---------------------------------------------------------------------------- kernels
 
 
-def _resolve_kernel(kernel, num_integration_steps: int, event_size: int):
+def _resolve_kernel(kernel, num_integration_steps: int, event_shape: tuple[int, ...]):
     """Return ``(factory(logdensity_fn, step_size) -> SamplingAlgorithm, default target)``."""
-    if kernel == "mala":
-        from jebm.samplers.mala import mala
-
-        return mala, _TARGET_ACCEPTANCE["mala"]
-    if kernel == "hmc":
-        from jebm.samplers.hmc import hmc
-
-        if not isinstance(num_integration_steps, int) or num_integration_steps < 1:
-            raise ValueError(
-                f"num_integration_steps must be an int >= 1, got {num_integration_steps!r}."
-            )
-        inverse_mass_matrix = jnp.ones(event_size, jnp.float32)
-
-        def factory(logdensity_fn, step_size):
-            return hmc(logdensity_fn, step_size, inverse_mass_matrix, num_integration_steps)
-
-        return factory, _TARGET_ACCEPTANCE["hmc"]
     if callable(kernel):
         return kernel, None
-    raise ValueError(
-        f"kernel must be 'mala', 'hmc' or a callable (logdensity_fn, step_size) -> "
-        f"SamplingAlgorithm, got {kernel!r}."
-    )
+    if kernel not in ("mala", "hmc", "rwmh"):
+        raise ValueError(
+            f"kernel must be 'mala', 'hmc', 'rwmh' (Metropolis-adjusted, so each bridge is left "
+            f"invariant) or a callable (logdensity_fn, step_size) -> SamplingAlgorithm, got "
+            f"{kernel!r}."
+        )
+    extra = {}
+    if kernel == "hmc":
+        extra["num_integration_steps"] = check_int("num_integration_steps", num_integration_steps)
+    named = by_name(kernel, event_shape, **extra)
+    return (lambda logdensity, step_size: named(logdensity, step_size=step_size),
+            TARGET_ACCEPTANCE[kernel])
 
 
 # ----------------------------------------------------------------------------- core
@@ -428,21 +310,16 @@ def _weight_summary(log_w: Array) -> tuple[Array, Array, Array]:
 
 
 def _check_config(num_chains, num_mcmc_steps_per_bridge, adaptation_rate) -> None:
-    if not isinstance(num_chains, int) or num_chains < 2:
-        raise ValueError(f"num_chains must be an int >= 2 (for an error bar), got {num_chains!r}.")
-    if not isinstance(num_mcmc_steps_per_bridge, int) or num_mcmc_steps_per_bridge < 1:
-        raise ValueError(
-            f"num_mcmc_steps_per_bridge must be an int >= 1, got {num_mcmc_steps_per_bridge!r}."
-        )
-    if isinstance(adaptation_rate, int | float) and adaptation_rate <= 0:
-        raise ValueError(f"adaptation_rate must be positive, got {adaptation_rate}.")
+    check_int("num_chains", num_chains, minimum=2)  # two at least, for an error bar
+    check_int("num_mcmc_steps_per_bridge", num_mcmc_steps_per_bridge)
+    check_float("adaptation_rate", adaptation_rate)
 
 
 def _run(
     key: PRNGKey,
     energy_fn: EnergyFn,
     params: PyTree,
-    base: Base,
+    base: Density,
     start: Array | None,
     num_chains: int,
     *,
@@ -463,11 +340,10 @@ def _run(
     betas = _resolve_betas(betas, num_bridges, schedule)
     num_bridges = betas.shape[0] - 1
     key_init, key_anneal, key_pilot = jax.random.split(key, 3)
-    neg_energy = lambda x: -energy_fn(params, x)
+    neg_energy = logdensity_fn(energy_fn, params)
     if start is None:
         start = base.sample(key_init, num_chains)
-    event_size = int(np.prod(start.shape[1:]))
-    factory, default_target = _resolve_kernel(kernel, num_integration_steps, event_size)
+    factory, default_target = _resolve_kernel(kernel, num_integration_steps, start.shape[1:])
 
     step_size = jnp.asarray(step_size, jnp.float32)
     if step_size.ndim == 0:
@@ -487,8 +363,7 @@ def _run(
             raise ValueError("adapt_step_size with a custom kernel needs target_acceptance.")
         if num_pilot_chains is None:
             num_pilot_chains = min(num_chains, 128)
-        if not isinstance(num_pilot_chains, int) or num_pilot_chains < 1:
-            raise ValueError(f"num_pilot_chains must be an int >= 1, got {num_pilot_chains!r}.")
+        check_int("num_pilot_chains", num_pilot_chains)
         # The pilot anneals forward from fresh base draws on its own key, so the frozen
         # step sizes are independent of the chains whose weights are averaged below.
         k_pilot_init, k_pilot_anneal = jax.random.split(key_pilot)
@@ -531,7 +406,7 @@ def ais(
     key: PRNGKey,
     energy_fn: EnergyFn,
     params: PyTree,
-    base: Base,
+    base: Density,
     num_chains: int,
     *,
     betas: Array | None = None,
@@ -552,16 +427,19 @@ def ais(
       key: PRNG key.
       energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
       params: the energy's parameters.
-      base: a normalised :class:`Base` (:func:`gaussian_base`, :func:`uniform_base`).
+      base: a normalised :class:`~jebm.densities.Density` (e.g.
+        :func:`jebm.densities.gaussian`, :func:`jebm.densities.uniform_box`).
       num_chains: number of independent AIS chains ``N`` (static, ``>= 2``).
       betas: ``(K + 1,)`` inverse temperatures from 0 to 1 (may be traced; then the
         endpoints are not checked). Alternatively give ``num_bridges``.
       num_bridges: ``K``, with ``schedule``.
       schedule: ``"linear"``, ``"power"`` (p = 4), ``"sigmoid"`` (δ = 4) or a callable
         ``num_bridges -> betas``.
-      kernel: ``"mala"``, ``"hmc"`` (identity mass matrix, ``num_integration_steps``
-        leapfrog steps) or any factory ``(logdensity_fn, step_size) -> SamplingAlgorithm``
-        such as :func:`jebm.samplers.mala.mala`. Reverse AIS needs it reversible.
+      kernel: a Metropolis-adjusted sampler of :func:`jebm.samplers.by_name`,
+        ``"mala"``, ``"rwmh"`` or ``"hmc"`` (identity mass matrix,
+        ``num_integration_steps`` leapfrog steps), or any factory
+        ``(logdensity_fn, step_size) -> SamplingAlgorithm`` such as
+        :func:`jebm.samplers.mala.mala`. Reverse AIS needs it reversible.
       step_size: a scalar or ``(K + 1,)`` per-beta step sizes (traced); with adaptation,
         the initial value.
       num_mcmc_steps_per_bridge: transitions per bridge (static).
@@ -579,10 +457,11 @@ def ais(
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from jebm.energies import gaussian
-      >>> from jebm.partition.ais import ais, gaussian_base
+      >>> from jebm import densities
+      >>> from jebm.partition import ais
       >>> target = gaussian(jnp.ones(2), 0.5 * jnp.eye(2))
       >>> out = ais(jax.random.key(0), target.energy_fn, target.params,
-      ...           gaussian_base(jnp.zeros(2), 2.0), 256, num_bridges=50, step_size=0.2)
+      ...           densities.gaussian(jnp.zeros(2), 2.0), 256, num_bridges=50, step_size=0.2)
       >>> out.log_weights.shape
       (256,)
 
@@ -603,7 +482,7 @@ def reverse_ais(
     key: PRNGKey,
     energy_fn: EnergyFn,
     params: PyTree,
-    base: Base,
+    base: Density,
     samples: Float[Array, "n ..."],
     *,
     betas: Array | None = None,
@@ -631,7 +510,7 @@ def reverse_ais(
       key: PRNG key.
       energy_fn: ``energy_fn(params, x) -> scalar``.
       params: the energy's parameters.
-      base: the normalised :class:`Base` the path ends at.
+      base: the normalised :class:`~jebm.densities.Density` the path ends at.
       samples: ``(num_chains, *event)`` draws from ``exp(−E)/Z``, exact where possible.
       betas, num_bridges, schedule, kernel, step_size, num_mcmc_steps_per_bridge,
       adapt_step_size, target_acceptance, adaptation_rate, num_pilot_chains,
@@ -661,69 +540,3 @@ def reverse_ais(
         target_acceptance=target_acceptance, adaptation_rate=adaptation_rate,
         num_pilot_chains=num_pilot_chains, num_integration_steps=num_integration_steps,
     )  # fmt: skip
-
-
-class NLLEstimate(NamedTuple):
-    """Test negative log-likelihood in nats, ``mean E(x_test) + log Ẑ``.
-
-    Attributes:
-      nll: the estimate.
-      nll_stderr: ``sqrt(log_z_stderr² + energy_stderr²)``: the error as an estimate of
-        the expected NLL under the data distribution.
-      log_z_stderr: the error from ``log Ẑ`` alone, the relevant one for a fixed test set.
-      mean_energy: ``mean E(x_test)``.
-      energy_stderr: ``std E(x_test) / sqrt(n_test)``.
-      ais: the underlying :class:`AISResult`.
-    """
-
-    nll: Array
-    nll_stderr: Array
-    log_z_stderr: Array
-    mean_energy: Array
-    energy_stderr: Array
-    ais: AISResult
-
-
-def ais_nll(
-    key: PRNGKey,
-    energy_fn: EnergyFn,
-    params: PyTree,
-    x_test: Float[Array, "n ..."],
-    base: Base,
-    num_chains: int,
-    *,
-    ais_energy_fn: EnergyFn | None = None,
-    **ais_kwargs,
-) -> NLLEstimate:
-    """Average test negative log-likelihood of an EBM, with log Z from forward AIS.
-
-    ``NLL = (1/n) Σᵢ E(xᵢ) + log Z``. Since forward AIS under-estimates log Z in
-    expectation, this NLL is *optimistic* (biased low) when the annealing is too fast;
-    :func:`reverse_ais` gives the conservative counterpart when target samples exist.
-
-    Args:
-      key: PRNG key.
-      energy_fn: ``energy_fn(params, x) -> scalar``.
-      params: the energy's parameters.
-      x_test: ``(n, *event)`` test points, ``n >= 2``.
-      base: a normalised :class:`Base`.
-      num_chains: AIS chains.
-      ais_energy_fn: the energy AIS anneals to, if not ``energy_fn`` itself: the same
-        density in other coordinates with the same ``Z`` (e.g. logits of a box, see
-        :func:`jebm.applications.logit_energy`); ``base`` lives in those coordinates.
-      **ais_kwargs: forwarded to :func:`ais` (``num_bridges``, ``step_size``, …).
-
-    Returns:
-      An :class:`NLLEstimate` in nats per example.
-    """
-    x_test = jnp.asarray(x_test)
-    if x_test.ndim < 1 or x_test.shape[0] < 2:
-        raise ValueError(f"x_test must be a batch (n, *event) with n >= 2, got {x_test.shape}.")
-    annealed = energy_fn if ais_energy_fn is None else ais_energy_fn
-    result = ais(key, annealed, params, base, num_chains, **ais_kwargs)
-    energies = batch_energy(energy_fn, params, x_test)
-    mean_energy = jnp.mean(energies)
-    energy_stderr = jnp.std(energies, ddof=1) / jnp.sqrt(energies.shape[0])
-    nll = mean_energy + result.log_z
-    nll_stderr = jnp.sqrt(result.log_z_stderr**2 + energy_stderr**2)
-    return NLLEstimate(nll, nll_stderr, result.log_z_stderr, mean_energy, energy_stderr, result)

@@ -4,12 +4,12 @@ from jebm.samplers.annealed import (
     AnnealedLangevinInfo,
     AnnealedLangevinState,
     annealed_langevin,
-    noise_conditional_logdensity,
 )
 from jebm.samplers.base import SamplingAlgorithm
 from jebm.samplers.hmc import HMCInfo, HMCState, hmc
 from jebm.samplers.mala import MALAInfo, MALAState, mala
-from jebm.samplers.runner import ChainResult, RunningMoments, run_chains
+from jebm.samplers.registry import SAMPLERS, TARGET_ACCEPTANCE, by_name
+from jebm.samplers.runner import ChainResult, RunningMoments, run_chains, run_chains_chunked
 from jebm.samplers.rwmh import RWMHInfo, RWMHState, rwmh
 from jebm.samplers.ula import ULAInfo, ULAState, ula
 
@@ -30,8 +30,11 @@ __all__ = [
     "annealed_langevin",
     "AnnealedLangevinState",
     "AnnealedLangevinInfo",
-    "noise_conditional_logdensity",
+    "by_name",
+    "SAMPLERS",
+    "TARGET_ACCEPTANCE",
     "run_chains",
+    "run_chains_chunked",
     "ChainResult",
     "RunningMoments",
 ]

@@ -30,7 +30,7 @@ import numpy as np
 from jaxtyping import Float
 
 from jebm.samplers.base import SamplingAlgorithm, normal_like
-from jebm.types import Array, ArrayTree, PRNGKey, PyTree
+from jebm.types import Array, ArrayTree, PRNGKey
 
 __all__ = [
     "AnnealedLangevinState",
@@ -38,7 +38,6 @@ __all__ = [
     "init",
     "build_kernel",
     "annealed_langevin",
-    "noise_conditional_logdensity",
 ]
 
 NoiseConditionalLogDensityFn = Callable[[ArrayTree, Array], Array]
@@ -100,7 +99,8 @@ def annealed_langevin(
 
     Args:
       logdensity_fn: ``(x, sigma) ↦ log p_σ(x)`` up to a constant in ``x`` (for an
-        energy ``E(params, x, σ)`` use :func:`noise_conditional_logdensity`).
+        energy ``E(params, x, σ)`` use ``jebm.energy.logdensity_fn(energy_fn, params)``,
+        which passes ``σ`` through).
       sigmas: the noise ladder ``σ₁ > … > σ_L`` (traced; checked when concrete).
       num_steps_per_level: ``T`` Langevin steps per level (static).
       eps: ``ε``, the step size at the last level; level ``i`` uses ``ε σ_i² / σ_L²``.
@@ -136,10 +136,3 @@ def annealed_langevin(
         init=init,
         step=lambda key, state: kernel(key, state, logdensity_fn, sigmas, eps),
     )
-
-
-def noise_conditional_logdensity(
-    energy_fn: Callable[[PyTree, ArrayTree, Array], Array], params: PyTree
-) -> NoiseConditionalLogDensityFn:
-    """``(x, σ) ↦ −E(params, x, σ)`` for a noise-conditional energy (density ∝ exp(−E))."""
-    return lambda x, sigma: -energy_fn(params, x, sigma)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import threefry_2x32
 
+from jebm._tree import tree_all_finite
 from jebm.types import Array, ArrayTree, PRNGKey
 
 __all__ = [
@@ -133,11 +134,6 @@ def metropolis_select(
 def tree_vdot(a: ArrayTree, b: ArrayTree) -> Array:
     """Σ over leaves of the elementwise product."""
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
-
-
-def tree_all_finite(tree: ArrayTree) -> Array:
-    """True when every entry of every leaf is finite."""
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def tree_broadcast(value: ArrayTree, tree: ArrayTree, name: str = "value") -> ArrayTree:

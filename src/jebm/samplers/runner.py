@@ -11,17 +11,21 @@ made as ``split(fold_in(key, t), num_chains)``, so a run resumed at step ``t`` r
 the same stream.
 """
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType
+from jax.sharding import PartitionSpec as P
 
-from jebm.parallel import constrain_chains
 from jebm.samplers.base import SamplingAlgorithm
 from jebm.types import Array, ArrayTree, PRNGKey
 
-__all__ = ["RunningMoments", "ChainResult", "run_chains"]
+__all__ = [
+    "RunningMoments", "ChainResult", "run_chains", "run_chains_chunked", "constrain_chains"]
 
 
 class RunningMoments(NamedTuple):
@@ -154,3 +158,80 @@ def run_chains(
     if leftover:
         states = skip(states, ts[num_steps - leftover :])
     return ChainResult(states, trace, info, moments)
+
+
+def constrain_chains(tree: ArrayTree) -> ArrayTree:
+    """Hint that axis 0 of ``tree`` holds independent chains: split it over every mesh axis.
+
+    A no-op unless traced under an ambient mesh with ``Auto`` axes (as inside
+    :func:`jebm.parallel.data_parallel_train_step`, or ``jax.set_mesh``), and for leaves whose
+    leading axis is not divisible by the device count. Code that creates chains
+    inside a jitted function (e.g. persistent chains drawn from a replay buffer) calls
+    it so that each device steps only its own chains instead of all of them.
+
+    Args:
+      tree: a pytree of arrays with a leading chain axis.
+
+    Returns:
+      ``tree``, constrained to ``PartitionSpec(("chains", "data"))`` where it applies.
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or any(t != AxisType.Auto for t in mesh.axis_types):
+        return tree
+    size = mesh.size
+    spec = P(tuple(mesh.axis_names))
+
+    def hint(leaf):
+        shape = np.shape(leaf)
+        if size == 1 or not shape or shape[0] % size:
+            return leaf
+        return jax.lax.with_sharding_constraint(leaf, spec)
+
+    return jax.tree.map(hint, tree)
+
+
+def run_chains_chunked(
+    key: PRNGKey,
+    algorithm: SamplingAlgorithm,
+    initial_positions: ArrayTree,
+    num_steps: int,
+    *,
+    chunk_size: int = 500,
+    on_chunk: Callable[[int], None] | None = None,
+):
+    """:func:`run_chains` in jitted chunks of ``chunk_size`` steps, keeping the whole trace
+    on the host (for progress reports and traces larger than device memory).
+
+    The key stream is that of one :func:`run_chains` call (chunks pass ``start_step``).
+
+    Args:
+      key: PRNG key for the whole run.
+      algorithm: any ``SamplingAlgorithm``.
+      initial_positions: ``(num_chains, *event)`` (an array).
+      num_steps: total transitions.
+      chunk_size: transitions per jitted call (the last chunk may be shorter).
+      on_chunk: called with the number of transitions of each finished chunk.
+
+    Returns:
+      ``(trace, acceptance_rate)``: the NumPy trace ``(num_steps, num_chains, *event)``
+      and the mean acceptance rate (``None`` for kernels without one).
+    """
+    @functools.partial(jax.jit, static_argnums=2)
+    def chunk(states, start, length):
+        res = run_chains(key, algorithm, states, length, start_step=start)
+        return res.state, res.trace, res.info
+
+    states = jax.vmap(algorithm.init)(initial_positions)
+    traces, accept = [], []
+    start = 0
+    while start < num_steps:
+        length = min(chunk_size, num_steps - start)
+        states, trace, info = chunk(states, jnp.int32(start), length)
+        traces.append(np.asarray(trace))
+        if hasattr(info, "acceptance_rate"):
+            accept.append(np.asarray(info.acceptance_rate))
+        start += length
+        if on_chunk is not None:
+            on_chunk(length)
+    rate = float(np.mean(np.concatenate(accept))) if accept else None
+    return np.concatenate(traces), rate

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jebm.samplers.base import tree_all_finite
+from jebm._tree import tree_all_finite
 from jebm.train.checkpoint import (
     checkpoint_manager,
     checkpoint_steps,

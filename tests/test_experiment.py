@@ -1,0 +1,85 @@
+"""The experiment layer: every shipped config builds, parts can be replaced, registries
+are the config's choice lists."""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jebm import config as config_module
+from jebm import evaluation, experiment
+from jebm.config import load_config
+from jebm.energy import from_nnx, logdensity_fn
+from jebm.samplers import SAMPLERS
+
+CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_builds_through_the_experiment_layer(path):
+    cfg = load_config(str(path), ["data.num_test=64"])
+    run = experiment.build_run(cfg)
+    batch = run.data.sample(jax.random.key(0), 4)
+    assert batch.shape == (4, *run.data.event_shape)
+    energies = jax.vmap(run.model_energy_fn, in_axes=(None, 0))(run.initial_state.params, batch)
+    assert energies.shape == (4,) and bool(jnp.all(jnp.isfinite(energies)))
+    # The run's own sampler takes a step on the model's log-density.
+    algorithm = run.sampler(logdensity_fn(run.model_energy_fn, run.initial_state.params))
+    state, _ = algorithm.step(jax.random.key(1), algorithm.init(batch[0]))
+    assert state.position.shape == run.data.event_shape
+
+
+def test_registries_are_the_config_choice_lists():
+    with pytest.raises(ValueError, match=r"objective\.name must be one of \('cd', 'pcd'"):
+        load_config(None, ["objective.name=bogus"])
+    with pytest.raises(ValueError, match=r"data\.name must be one of"):
+        load_config(None, ["data.name=bogus"])
+    assert set(SAMPLERS) == {"ula", "mala", "rwmh", "hmc"}
+    assert not hasattr(config_module, "OBJECTIVES")  # one list, in the registry
+
+
+class SmallEnergy(nnx.Module):
+    """A user-written NNX energy: a quadratic plus a learned 16-unit tanh correction."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(2, 16, rngs=rngs)
+        self.out = nnx.Linear(16, 1, rngs=rngs)
+
+    def __call__(self, x):  # (n, 2) -> (n, 1)
+        return 0.1 * jnp.sum(x**2, -1, keepdims=True) + self.out(jnp.tanh(self.hidden(x)))
+
+
+def test_default_run_with_a_user_nnx_energy_trains_and_evaluates(tmp_path):
+    cfg = load_config(None, ["train.num_steps=30", "train.chunk_size=10", "train.log_every=10",
+                             "train.eval_every=0", "data.num_test=2000", "eval.grid_points=100"])
+    energy_fn, params = from_nnx(SmallEnergy(nnx.Rngs(0)))
+    run = experiment.build_run(cfg, energy=(energy_fn, params))
+    before = evaluation.summary(run, run.initial_state.params)
+    result = experiment.train_run(run, tmp_path / "run")
+    after = evaluation.summary(run, result.state.params)
+    assert int(result.state.step) == 30
+    assert jax.tree.structure(result.state.params) == jax.tree.structure(params)
+    # NLL − H ≥ 0 for any normalised model, up to quadrature and test-set error (2000
+    # points: ±0.05); 30 PCD updates on 8gaussians from a near-flat start lower it.
+    assert after["nll_minus_entropy"] > -0.1
+    assert after["test_nll"] < before["test_nll"]
+
+
+def test_hmc_works_on_digits():
+    cfg = load_config(str(CONFIGS[0].parent / "digits_pcd.yaml"),
+                      ["sampler.name=hmc", "sampler.bounds=null", "sampler.clip_grad=null",
+                       "sampler.step_size=0.01", "sampler.num_steps=2",
+                       "sampler.num_integration_steps=3", "objective.buffer_size=64",
+                       "objective.num_chains=16", "data.batch_size=16"])
+    run = experiment.build_run(cfg)
+    from jebm.train import make_train_step
+
+    step = jax.jit(make_train_step(run.objective, run.optimizer))
+    state, metrics = step(run.initial_state, run.data.sample(jax.random.key(0), 16),
+                          run.train_key)
+    assert np.isfinite(float(metrics["loss"]))
+    assert float(metrics["sampler/acceptance_rate"]) > 0.0
+    assert state.objective_state.samples.shape == (64, 8, 8)
