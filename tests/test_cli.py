@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,15 +74,72 @@ def test_train_writes_the_workdir(trained):
     assert [r["step"] for r in records if "eval/nll" in r] == [10, 20]
 
 
-def test_train_again_resumes_and_evaluate_agrees(trained, capsys):
-    before = json.loads((trained / "summary.json").read_text())
+def _snapshot(workdir):
+    return {p.relative_to(workdir): p.read_bytes() for p in sorted(workdir.rglob("*"))
+            if p.is_file()}
+
+
+def test_rerunning_a_finished_run_touches_nothing(trained, capsys):
+    before = _snapshot(trained)
     again = _run(["train", "--workdir", str(trained), "--no-progress", *TINY], capsys)
-    assert again["test_nll"] == before["test_nll"]  # restored, not retrained
+    assert again == json.loads(before[Path("summary.json")])
+    assert _snapshot(trained) == before  # every file byte-identical, summary included
+
+
+def test_evaluate_writes_its_own_file_per_step_once(trained, capsys):
+    before = json.loads((trained / "summary.json").read_text())
     evaluated = _run(["evaluate", "--workdir", str(trained)], capsys)
     assert evaluated["step"] == 20
     assert evaluated["test_nll"] == pytest.approx(before["test_nll"], rel=1e-6)
     earlier = _run(["evaluate", "--workdir", str(trained), "--step", "10"], capsys)
     assert earlier["step"] == 10
+    assert (trained / "evaluation-step20.json").is_file()
+    assert (trained / "evaluation-step10.json").is_file()
+    written = (trained / "evaluation-step10.json").read_bytes()
+    assert _run(["evaluate", "--workdir", str(trained), "--step", "10"], capsys) == earlier
+    assert (trained / "evaluation-step10.json").read_bytes() == written
+    assert json.loads((trained / "summary.json").read_text()) == before
+
+
+def test_a_changed_evaluation_needs_a_new_workdir(trained, capsys):
+    _fails(["train", "--workdir", str(trained), "--no-progress", *TINY, "data.num_test=50",
+            "eval.grid_points=20"], capsys, "eval.grid_points: 40 -> 20")
+
+
+def test_extend_in_place_and_fork_from_a_checkpoint(trained, tmp_path, capsys):
+    import shutil
+
+    work = tmp_path / "extended"
+    shutil.copytree(trained, work)
+    longer = [*TINY, "train.num_steps=30"]
+    summary = _run(["train", "--workdir", str(work), "--no-progress", *longer], capsys)
+    assert summary["num_steps"] == 30
+    assert json.loads((work / "summary-step20.json").read_text())["num_steps"] == 20  # kept
+    _fails(["train", "--workdir", str(work), "--no-progress", *TINY], capsys, "shorten")
+    fork = tmp_path / "fork"
+    forked = _run(["train", "--from", f"{trained}:10", "--workdir", str(fork), "--no-progress",
+                   *TINY, "optimizer.learning_rate=1e-3"], capsys)
+    assert forked["num_steps"] == 20
+    assert json.loads((fork / "run.json").read_text())["from"] == {"workdir": str(trained),
+                                                                   "step": 10}
+    records = [json.loads(line) for line in (fork / "metrics.jsonl").read_text().splitlines()]
+    assert min(r["step"] for r in records) > 10  # trained from step 10 on
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_the_fix(tmp_path, capsys):
+    work = tmp_path / "typo"
+    _fails(["train", "--workdir", str(work), "--no-progress", *TINY, "data.name=bogus"], capsys,
+           "data.name")
+    assert not (work / "config.yaml").exists()
+    work.mkdir()
+    (work / "config.yaml").write_text("data:\n  name: moons\n")  # a start that died early
+    summary = _run(["train", "--workdir", str(work), "--no-progress", *TINY], capsys)
+    assert summary["num_steps"] == 20
+
+
+def test_version(capsys):
+    main(["--version"])
+    assert capsys.readouterr().out.startswith("jebm 0.")
 
 
 def test_sample_from_trained_workdir(trained, tmp_path, capsys):
@@ -250,6 +308,9 @@ def test_sample_bad_option_is_reported(tmp_path, capsys):
         capsys,
         "burn_in",
     )
+    # zero is refused, not silently replaced by the default
+    _fails(["sample", "--step-size", "0", "--out", str(tmp_path)], capsys, "step_size")
+    _fails(["sample", "--num-steps", "0", "--out", str(tmp_path)], capsys, "num_steps")
 
 
 def _entropy_by_quadrature(name: str) -> float:

@@ -21,28 +21,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-import jax
-import numpy as np
 import tyro
 
-from jebm import evaluation, experiment, plotting
-from jebm.config import SamplerConfig, config_diff, dump_config, load_config
-from jebm.energy import batch_energy, logdensity_fn
-from jebm.train import CheckpointError, TrainingDivergedError
+# Everything else is imported inside the subcommands, so that `jebm --help` loads no JAX.
 
 __all__ = ["main", "train", "sample", "evaluate"]
 
 _PACKAGES = ("jebm", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tyro")
-# Fields that may change between a run and its resumption without changing the parameters.
+# Fields that may change between a run and its resumption: they change neither the
+# parameters nor how the results are computed (train.num_steps may only grow: an extension).
 _RESUMABLE = ("train.chunk_size", "train.log_every", "train.eval_every",
-              "train.checkpoint_every", "train.keep_checkpoints", "eval.grid_points",
-              "eval.num_samples", "eval.sample_steps", "eval.grid_low", "eval.grid_high",
-              "data.num_test", "eval.grid_rows", "eval.ais_base", "eval.ais_chains",
-              "eval.ais_bridges", "eval.ais_step_size")
+              "train.checkpoint_every", "train.keep_checkpoints", "train.num_steps")
 
 
 def _jsonable(value):
     """JSON has no NaN/inf: write them as null."""
+    import jax
+    import numpy as np
+
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -73,6 +69,10 @@ def _versions() -> dict[str, str]:
 
 
 def _check_same_config(workdir: Path, config, ignore=_RESUMABLE) -> None:
+    from jebm import experiment
+    from jebm.config import config_diff
+    from jebm.train import CheckpointError
+
     diff = config_diff(experiment.stored_config(workdir), config, ignore=ignore)
     if diff:
         raise CheckpointError(
@@ -81,6 +81,10 @@ def _check_same_config(workdir: Path, config, ignore=_RESUMABLE) -> None:
 
 
 def _figures(run, state, out: Path) -> None:
+    import numpy as np
+
+    from jebm import evaluation, experiment, plotting
+
     ev, name = run.config.eval, run.config.sampler.name
     if not run.data.planar:
         count = ev.grid_rows * ev.grid_rows
@@ -108,33 +112,91 @@ def _figures(run, state, out: Path) -> None:
                           title=f"{name} draws from the model ({ev.sample_steps} steps)")
 
 
+def _prepare_workdir(out: Path, cfg, source: str | None) -> dict | None:
+    """Decide what a ``train`` on ``out`` may do; return the finished summary if there is
+    nothing to do. A workdir is resumed or extended, never silently rewritten."""
+    from jebm import experiment
+    from jebm.config import config_diff
+    from jebm.train import CheckpointError
+
+    if not (out / "config.yaml").exists():
+        return None
+    started = (out / "summary.json").exists() or any((out / "checkpoints").glob("*"))
+    if not started:  # a start that failed before its first checkpoint: nothing to keep
+        return None
+    stored = experiment.stored_config(out)
+    diff = config_diff(stored, cfg, ignore=_RESUMABLE)
+    if diff:
+        raise CheckpointError(
+            f"{out} holds a run of a different config; differing fields (workdir -> "
+            "requested):\n  " + "\n  ".join(diff) + "\nThese change its results, so they need "
+            f"a new workdir: jebm train --from {out}:STEP --workdir NEW section.field=value ...")
+    if source is not None:
+        raise CheckpointError(f"--from starts a new run, but {out} already holds one; "
+                              "choose an empty --workdir.")
+    done = out / "summary.json"
+    if done.exists():
+        summary = json.loads(done.read_text())
+        if summary.get("num_steps") == cfg.train.num_steps:
+            print(f"jebm: {out} is already trained to step {cfg.train.num_steps}; nothing "
+                  "was changed (raise train.num_steps to extend it).", file=sys.stderr)
+            return summary
+        if cfg.train.num_steps < summary.get("num_steps", 0):
+            raise CheckpointError(f"{out} is trained to step {summary['num_steps']}; "
+                                  f"train.num_steps={cfg.train.num_steps} cannot shorten it.")
+        done.rename(out / f"summary-step{summary['num_steps']}.json")  # kept, not lost
+    return None
+
+
 def train(
     config: str | None = None,
     workdir: str = "runs/default",
     overrides: tyro.conf.Positional[tuple[str, ...]] = (),
+    from_checkpoint: str | None = None,
     progress: bool = True,
 ) -> dict:
     """Train an energy-based model on a 2-D toy or the digits (default: PCD on 8gaussians).
+
+    Re-running a finished workdir changes nothing; raising ``train.num_steps`` extends it
+    in place; any other change needs a new workdir, which ``--from W1:STEP`` can start from
+    a checkpoint of another run (with a new learning rate, sampler or step count).
 
     Args:
       config: YAML config file; omitted fields take the defaults (the default job).
       workdir: output folder; a folder with checkpoints of the same config is resumed.
       overrides: dotted overrides such as train.num_steps=500 optimizer.learning_rate=3e-3.
+      from_checkpoint: ``W1:STEP`` (``--from``): start from that checkpoint of the run in
+        ``W1`` (``W1`` alone: its latest); recorded in ``run.json``. ``train.num_steps``
+        still counts from 0, so a fork at 500 with 1500 steps trains 1000 more.
       progress: show a progress bar.
 
     Returns:
       The summary written to ``summary.json``.
     """
+    import jax
+
+    from jebm import evaluation, experiment
+    from jebm.config import dump_config, load_config
+
     cfg = load_config(config, overrides)
     out = Path(workdir)
-    if (out / "config.yaml").exists():
-        _check_same_config(out, cfg)
+    finished = _prepare_workdir(out, cfg, from_checkpoint)
+    if finished is not None:
+        return finished
+    tic = time.perf_counter()
+    run = experiment.build_run(cfg)  # before anything is written: a bad config leaves nothing
+    origin = None
+    if from_checkpoint is not None:
+        source, _, step = from_checkpoint.rpartition(":") if ":" in from_checkpoint else (
+            from_checkpoint, "", "")
+        state = experiment.restore_state(run, source, int(step) if step else None)
+        run = run._replace(initial_state=state)
+        origin = {"workdir": source, "step": int(state.step)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_config(cfg))
     _write_json(out / "run.json", {"seed": cfg.train.seed, "versions": _versions(),
-                                   "device": str(jax.devices()[0]), "argv": sys.argv[1:]})
-    tic = time.perf_counter()
-    run = experiment.build_run(cfg)
+                                   "device": str(jax.devices()[0]), "argv": sys.argv[1:],
+                                   "from": origin})
     periodic = jax.jit(evaluation.periodic_eval_fn(run))
     result = experiment.train_run(run, out, progress=progress,
                                   eval_fn=lambda state: periodic(state.params))
@@ -147,7 +209,27 @@ def train(
                "steps_per_second": result.steps_per_second,
                "total_seconds": time.perf_counter() - tic}
     _write_json(out / "summary.json", summary)
+    _explain(out, summary)
     return summary
+
+
+def _explain(out: Path, summary: dict) -> None:
+    """Tell the user where the files are and what the headline numbers mean."""
+    lines = [f"jebm: results in {out}/: summary.json, metrics.jsonl, config.yaml, checkpoints/, "
+             "and figures (*.png)."]
+    if summary.get("nll_minus_entropy") is not None:
+        lines.append(f"  test NLL {summary['test_nll']:.4f} nats; the data's entropy H = "
+                     f"{summary['entropy']:.4f}; nll_minus_entropy = "
+                     f"{summary['nll_minus_entropy']:.4f} (KL(data || model) + Monte Carlo "
+                     "error: 0 is a perfect model, ~0.1 or less is good).")
+    elif summary.get("error"):
+        lines.append(f"  no test NLL: {summary['error']}")
+    elif summary.get("test_nll") is not None:
+        lines.append(f"  test NLL {summary['test_nll']:.2f} ± {summary['test_nll_stderr']:.2f} "
+                     f"nats per image on [0, 1]^d (AIS; lower is better), against the "
+                     f"logit-Gaussian's {summary['logit_gaussian_nll']:.2f} and the Gaussian's "
+                     f"{summary['gaussian_nll']:.2f}.")
+    print("\n".join(lines), file=sys.stderr)
 
 
 def sample(
@@ -188,17 +270,24 @@ def sample(
     Returns:
       The summary written to ``summary.json``.
     """
+    import jax
+    import numpy as np
     from tqdm.auto import tqdm
 
+    from jebm import evaluation, experiment, plotting
+    from jebm._validate import check_float, check_int
+    from jebm.config import SamplerConfig
+    from jebm.energy import batch_energy, logdensity_fn
     from jebm.samplers import run_chains_chunked
 
-    burn_in = num_steps // 2 if burn_in is None else burn_in
-    if not 0 <= burn_in < num_steps - 3:
-        raise ValueError(f"burn_in must be in [0, num_steps - 4], got {burn_in}.")
     for name, value in (("num_chains", num_chains), ("num_steps", num_steps),
                         ("chunk_size", chunk_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}.")
+        check_int(name, value)
+    check_float("step_size", step_size, optional=True)
+    burn_in = num_steps // 2 if burn_in is None else burn_in
+    if not 0 <= burn_in < num_steps - 3:
+        raise ValueError(f"burn_in must be in [0, num_steps - 4] = [0, {num_steps - 4}], got "
+                         f"{burn_in} (num_steps={num_steps}).")
     k_init, k_run = jax.random.split(jax.random.key(seed))
     images, reference = None, None
     if workdir is not None:
@@ -207,7 +296,8 @@ def sample(
         params = experiment.restore_state(run, workdir).params
         energy_fn, sampler = run.model_energy_fn, sampler or cfg.sampler.name
         ula = sampler == "ula"
-        scfg = SamplerConfig(name=sampler, step_size=step_size or cfg.sampler.step_size,
+        step = cfg.sampler.step_size if step_size is None else step_size
+        scfg = SamplerConfig(name=sampler, step_size=step,
                              noise_scale=cfg.sampler.noise_scale if ula else None,
                              clip_grad=cfg.sampler.clip_grad if ula else None,
                              bounds=cfg.sampler.bounds if ula else None,
@@ -227,7 +317,8 @@ def sample(
         tgt = experiment.sampling_target(target)
         energy_fn, params = tgt.energy.energy_fn, tgt.energy.params
         exact_mean, exact_cov, extent, reference_label = tgt.mean, tgt.cov, tgt.extent, tgt.label
-        scfg = SamplerConfig(name=sampler, step_size=step_size or tgt.step_sizes[sampler],
+        step = tgt.step_sizes[sampler] if step_size is None else step_size
+        scfg = SamplerConfig(name=sampler, step_size=step,
                              num_integration_steps=num_integration_steps)
         x0 = init_scale * jax.random.normal(k_init, (num_chains, 2))
         label, out_dir = target, Path(out or "jebm-sample")
@@ -248,6 +339,9 @@ def sample(
                "seed": seed, "acceptance_rate": rate,
                **evaluation.chain_summary(kept, exact_mean, exact_cov),
                "reference": reference_label, "seconds": seconds}
+    summary["warnings"] = _chain_warnings(summary, num_chains)
+    for warning in summary["warnings"]:
+        print(f"jebm: warning: {warning}", file=sys.stderr)
     if images is None:
         shown = kept.reshape(-1, 2)
         shown = shown[np.random.default_rng(seed).permutation(len(shown))[:5000]]
@@ -261,6 +355,19 @@ def sample(
     return summary
 
 
+def _chain_warnings(summary: dict, num_chains: int) -> list[str]:
+    """R̂ above 1.05 (Vehtari et al. 2021's threshold is 1.01 for final results) or a bulk
+    ESS below 100 mean that the moments in the summary are not to be trusted."""
+    out = []
+    if summary["rhat_max"] > 1.05:
+        out.append(f"R-hat {summary['rhat_max']:.3f} > 1.05: the chains disagree (not mixed); "
+                   "run longer, tune the step size, or use another sampler.")
+    if summary["ess_bulk_min"] < 100:
+        out.append(f"bulk ESS {summary['ess_bulk_min']:.0f} < 100 over {num_chains} chains: "
+                   "the moments carry large Monte Carlo error.")
+    return out
+
+
 def evaluate(workdir: str, config: str | None = None, step: int | None = None) -> dict:
     """Test NLL of a trained checkpoint (grid quadrature for 2-D data, AIS for images).
 
@@ -270,25 +377,45 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
       step: the checkpoint step (default: the latest).
 
     Returns:
-      The summary written to ``WORKDIR/evaluation.json``.
+      The summary written to ``WORKDIR/evaluation-stepN.json`` (once: an existing file is
+      returned, not rewritten).
     """
+    from jebm import evaluation, experiment
+    from jebm.config import load_config
+
     wd = Path(workdir)
     stored = experiment.stored_config(wd)
     if config is not None:
         _check_same_config(wd, load_config(config))
     run = experiment.build_run(stored)
     state = experiment.restore_state(run, wd, step)
+    path = wd / f"evaluation-step{int(state.step)}.json"
+    if path.exists():  # results are written once
+        print(f"jebm: {path} exists; not recomputed.", file=sys.stderr)
+        return json.loads(path.read_text())
     summary = {"step": int(state.step), **evaluation.summary(run, state.params)}
-    _write_json(wd / "evaluation.json", summary)
+    _write_json(path, summary)
     return summary
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``jebm`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("--version", "-V"):
+        from jebm import __version__
+
+        print(f"jebm {__version__}")
+        return
+    argv = ["--from-checkpoint" if a == "--from" else a for a in argv]
     subcommands = {"train": train, "sample": sample, "evaluate": evaluate}
     try:
         summary = tyro.extras.subcommand_cli_from_dict(subcommands, prog="jebm", args=argv)
-    except (ValueError, CheckpointError, TrainingDivergedError, FileNotFoundError) as err:
+    except Exception as err:
+        from jebm.train import CheckpointError, TrainingDivergedError
+
+        if not isinstance(err, ValueError | CheckpointError | TrainingDivergedError
+                          | FileNotFoundError):
+            raise
         print(f"jebm: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     print(_dumps(summary))

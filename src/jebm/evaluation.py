@@ -31,11 +31,13 @@ from jaxtyping import Float, Int
 
 from jebm.diagnostics import effective_sample_size, split_rhat
 from jebm.energy import batch_energy, logit_energy
-from jebm.partition import AISResult, ais, log_z_grid, reverse_ais
+from jebm.partition import AISResult, GridCoverage, ais, grid_coverage, log_z_grid, reverse_ais
 from jebm.types import Array, EnergyFn, PRNGKey, PyTree
 
 __all__ = [
     "log_z_grid",
+    "grid_coverage",
+    "GridCoverage",
     "ais",
     "reverse_ais",
     "AISResult",
@@ -321,7 +323,8 @@ def summary(run, params) -> dict[str, float]:
     """The headline numbers of a trained run, in nats per point.
 
     2-D data: the test NLL by grid quadrature, the data's entropy ``H`` and
-    ``NLL − H`` (≥ 0 up to Monte Carlo error; 0 for a perfect model). Images: the AIS
+    ``NLL − H`` (≥ 0 up to Monte Carlo error; 0 for a perfect model), reported only when
+    :func:`grid_coverage` accepts the grid (otherwise ``None`` and an ``error``). Images: the AIS
     test NLL on ``[0, 1]^d`` with its standard error and ESS, next to the
     full-covariance Gaussian, logit-Gaussian and uniform baselines (and, for NCE, the
     learned ``log Z``).
@@ -331,8 +334,21 @@ def summary(run, params) -> dict[str, float]:
     if run.data.planar:
         values = {k: float(v) for k, v in jax.jit(periodic_eval_fn(run))(params).items()}
         entropy = float(run.data.toy.entropy)
+        ev = run.config.eval
+        box = dict(low=(ev.grid_low, ev.grid_low), high=(ev.grid_high, ev.grid_high),
+                   num_points=ev.grid_points)
+        check = jax.jit(lambda p: grid_coverage(run.model_energy_fn, p, **box))(params)
+        coverage = {"border_mass": float(check.border_mass),
+                    "log_z_finer_grid": float(check.log_z_finer), "ok": bool(check.ok)}
+        if not coverage["ok"]:  # refuse the number rather than report a wrong one
+            return {"test_nll": None, "log_z": None, "entropy": entropy,
+                    "nll_minus_entropy": None, "grid_coverage": coverage,
+                    "error": "the quadrature grid does not cover the model's density "
+                    f"(border mass {coverage['border_mass']:.2g}, log Z {values['log_z']:.4f} "
+                    f"-> {coverage['log_z_finer_grid']:.4f} on a finer grid): widen "
+                    "eval.grid_low/eval.grid_high or raise eval.grid_points."}
         return {"test_nll": values["nll"], "log_z": values["log_z"], "entropy": entropy,
-                "nll_minus_entropy": values["nll"] - entropy}
+                "nll_minus_entropy": values["nll"] - entropy, "grid_coverage": coverage}
     from jebm.datasets.digits import DISCRETE_OFFSET, gaussian_nll
     from jebm.densities import logit_gaussian
 

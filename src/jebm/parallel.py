@@ -40,6 +40,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jebm._validate import check_int
 from jebm.samplers.runner import constrain_chains
 from jebm.types import ArrayTree, PRNGKey, PyTree
 
@@ -70,8 +71,7 @@ DATA_AXIS = "data"
 
 
 def _check_count(name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{name} must be None or an int >= 1, got {value!r}.")
+    check_int(name, value, optional=True)
 
 
 def make_mesh(
@@ -364,8 +364,7 @@ def host_slice(global_size: int) -> slice:
       >>> host_slice(8)  # one host
       slice(0, 8, None)
     """
-    if not isinstance(global_size, int) or global_size < 1:
-        raise ValueError(f"global_size must be an int >= 1, got {global_size!r}.")
+    check_int("global_size", global_size)
     count, index = jax.process_count(), jax.process_index()
     if global_size % count:
         raise ValueError(

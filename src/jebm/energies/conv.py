@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jebm._validate import check_int
 from jebm.energies.mlp import ACTIVATIONS
 from jebm.energy import from_nnx
 from jebm.types import Array, EnergyFn, PRNGKey, PyTree
@@ -72,11 +73,12 @@ class ConvEnergy(nnx.Module):
         if len(image_shape) not in (2, 3):
             raise ValueError(f"image_shape must be (H, W) or (H, W, C), got {tuple(image_shape)}.")
         features = tuple(features)
-        if not features or any(not isinstance(f, int) or f < 1 for f in features):
-            raise ValueError(f"features must be positive ints, at least one, got {features!r}.")
-        for name, value in (("hidden", hidden), ("num_outputs", num_outputs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if not features:
+            raise ValueError("features must hold at least one channel count, got ().")
+        for i, f in enumerate(features):
+            check_int(f"features[{i}]", f)
+        check_int("hidden", hidden)
+        check_int("num_outputs", num_outputs)
         self.image_shape = tuple(image_shape)
         channels = self.image_shape[2] if len(self.image_shape) == 3 else 1
         self.activation = ACTIVATIONS[activation]

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jebm._validate import check_float, check_int
 from jebm.energy import from_nnx
 from jebm.types import Array, EnergyFn, PRNGKey, PyTree
 
@@ -60,20 +61,16 @@ def _check_config(in_features: int, hidden: Sequence[int], activation: str,
                   fourier_features: int = 0, fourier_scale: float = 1.0) -> tuple[int, ...]:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
-    if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
-        raise ValueError(f"in_features must be a positive int, got {in_features!r}.")
+    check_int("in_features", in_features)
     if isinstance(hidden, int):
         raise ValueError(
             f"hidden must be a sequence of layer widths, e.g. ({hidden},), got {hidden}."
         )
     hidden = tuple(hidden)
-    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden must contain positive ints, got {hidden!r}.")
-    if isinstance(fourier_features, bool) or not isinstance(fourier_features, int) \
-            or fourier_features < 0:
-        raise ValueError(f"fourier_features must be an int >= 0, got {fourier_features!r}.")
-    if not fourier_scale > 0:
-        raise ValueError(f"fourier_scale must be > 0, got {fourier_scale!r}.")
+    for i, h in enumerate(hidden):
+        check_int(f"hidden[{i}]", h)
+    check_int("fourier_features", fourier_features, minimum=0)
+    check_float("fourier_scale", fourier_scale)
     return hidden
 
 

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import i0e, log_ndtr
 
+from jebm._validate import check_float
 from jebm.energies.analytic import AnalyticEnergy, check_event_shape, gaussian_mixture
 from jebm.types import Array, PRNGKey
 
@@ -142,8 +143,7 @@ def rings(
     radii_np = np.asarray(radii, np.float64)
     if radii_np.ndim != 1 or radii_np.size == 0 or np.any(radii_np <= 0):
         raise ValueError(f"radii must be a non-empty sequence of positive numbers, got {radii}.")
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale}.")
+    check_float("scale", scale)
     (k,) = radii_np.shape
     weights_np = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, np.float64)
     if weights_np.shape != (k,) or np.any(weights_np < 0) or weights_np.sum() <= 0:

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jebm._validate import check_int
 from jebm.energy import logdensity_fn
 from jebm.objectives.base import Objective, num_rows, stateless
 from jebm.types import Array, ArrayTree, EnergyFn, PRNGKey, PyTree
@@ -114,8 +115,7 @@ def exact_score_matching(energy_fn: EnergyFn) -> Objective:
 
 
 def _check_sliced(num_projections, projection) -> None:
-    if not isinstance(num_projections, int) or num_projections < 1:
-        raise ValueError(f"num_projections must be an int >= 1, got {num_projections!r}.")
+    check_int("num_projections", num_projections)
     if projection not in _PROJECTIONS:
         raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
 

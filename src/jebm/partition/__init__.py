@@ -13,10 +13,12 @@ from jebm.partition.ais import (
     reverse_ais,
     sigmoid_schedule,
 )
-from jebm.partition.grid import log_z_grid
+from jebm.partition.grid import GridCoverage, grid_coverage, log_z_grid
 
 __all__ = [
     "log_z_grid",
+    "grid_coverage",
+    "GridCoverage",
     "ais",
     "reverse_ais",
     "AISResult",
