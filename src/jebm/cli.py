@@ -399,7 +399,18 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``jebm`` console script."""
+    """Entry point of the ``jebm`` console script.
+
+    Runs the subcommand ``train``, ``sample`` or ``evaluate`` and prints its summary as
+    JSON; ``--version`` (``-V``) prints the version. Expected errors (invalid
+    config, missing or damaged checkpoint, diverged training, missing file) are printed
+    as ``jebm: error: ...`` and exit with status 1.
+
+    Args:
+      argv: the command-line arguments after the program name, e.g.
+        ``["train", "--config", "configs/8gaussians_pcd.yaml"]``; ``None`` reads
+        ``sys.argv[1:]``. ``--from`` is accepted for ``--from-checkpoint``.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("--version", "-V"):
         from jebm import __version__

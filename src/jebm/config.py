@@ -434,8 +434,23 @@ def _section_from_dict(cls, values: Any, name: str):
 def config_from_dict(values: Mapping | None) -> Config:
     """Build and validate a :class:`Config` from nested mappings (missing fields default).
 
+    A float field given a string such as ``"1e-3"`` (YAML 1.1 reads ``1e-3`` as one) is
+    converted; a list for a tuple field becomes a tuple.
+
+    Args:
+      values: a mapping of section names to mappings of field values, as read from YAML;
+        ``None`` or a missing section means all defaults.
+
+    Returns:
+      The validated, frozen :class:`Config`.
+
     Raises:
       ValueError: naming the dotted path of an unknown, ill-typed or invalid field.
+
+    Examples:
+      >>> from jebm.config import config_from_dict
+      >>> config_from_dict({"model": {"hidden": [64, 64]}}).model.hidden
+      (64, 64)
     """
     values = {} if values is None else values
     if not isinstance(values, Mapping):
@@ -450,7 +465,20 @@ def config_from_dict(values: Mapping | None) -> Config:
 
 
 def config_to_dict(config: Config) -> dict:
-    """Nested plain dictionaries (tuples become lists), ready for YAML or JSON."""
+    """Nested plain dictionaries (tuples become lists), ready for YAML or JSON.
+
+    Args:
+      config: the config to convert.
+
+    Returns:
+      A dictionary of the seven sections, each a dictionary of its fields; the inverse
+      of :func:`config_from_dict`.
+
+    Examples:
+      >>> from jebm.config import Config, config_to_dict
+      >>> config_to_dict(Config())["model"]["hidden"]
+      [128, 128]
+    """
 
     def plain(v):
         return list(v) if isinstance(v, tuple) else v
@@ -462,7 +490,14 @@ def config_to_dict(config: Config) -> dict:
 
 
 def dump_config(config: Config) -> str:
-    """The config as YAML text (loads back with :func:`load_config`)."""
+    """The config as YAML text (loads back with :func:`load_config`).
+
+    Args:
+      config: the config to write.
+
+    Returns:
+      YAML text of :func:`config_to_dict`, sections and fields in declaration order.
+    """
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 
 
@@ -479,7 +514,15 @@ def _parse_override(override: str) -> tuple[list[str], Any]:
 def apply_overrides(config: Config, overrides: Iterable[str]) -> Config:
     """Apply dotted overrides such as ``train.num_steps=500`` or ``model.hidden=[64,64]``.
 
-    Values are parsed as YAML (``1e-3``, ``null``, ``[64, 64]``, ``true``).
+    Values are parsed as YAML (``1e-3``, ``null``, ``[64, 64]``, ``true``); an empty value
+    is the empty string. The result is validated as a whole.
+
+    Args:
+      config: the config to start from (not modified).
+      overrides: strings ``section.field=value``, applied in order.
+
+    Returns:
+      A new, validated :class:`Config`.
 
     Raises:
       ValueError: naming the field, for unknown keys and ill-typed or invalid values.
@@ -499,9 +542,19 @@ def load_config(path: str | None = None, overrides: Iterable[str] = ()) -> Confi
     """Read a YAML config (defaults for missing fields, or all defaults with no path),
     then apply dotted overrides.
 
+    Args:
+      path: a YAML file holding a mapping of config sections; ``None`` for the defaults.
+      overrides: strings ``section.field=value`` applied after the file, as in
+        :func:`apply_overrides`.
+
+    Returns:
+      The validated :class:`Config`.
+
     Raises:
-      ValueError: naming the field for unknown, ill-typed or invalid entries; or if
-        the file is not a YAML mapping.
+      ValueError: naming the field for unknown, ill-typed or invalid entries (and the
+        file, for entries read from it); or if the file is not valid YAML or not a
+        mapping.
+      OSError: if the file cannot be read.
     """
     values = {}
     if path is not None:
@@ -521,7 +574,22 @@ def load_config(path: str | None = None, overrides: Iterable[str] = ()) -> Confi
 
 
 def config_diff(a: Config, b: Config, *, ignore: Iterable[str] = ()) -> list[str]:
-    """Fields that differ, as ``section.field: a -> b`` lines (dotted paths in ``ignore`` skip)."""
+    """Fields that differ, as ``section.field: a -> b`` lines (dotted paths in ``ignore`` skip).
+
+    Args:
+      a: the first config.
+      b: the second config.
+      ignore: dotted paths (``train.num_steps``) left out of the comparison.
+
+    Returns:
+      One line per differing field, in declaration order, values as ``repr``; empty if
+      the configs agree.
+
+    Examples:
+      >>> from jebm.config import Config, apply_overrides, config_diff
+      >>> config_diff(Config(), apply_overrides(Config(), ["train.seed=3"]))
+      ['train.seed: 0 -> 3']
+    """
     da, db = config_to_dict(a), config_to_dict(b)
     ignore = set(ignore)
     return [

@@ -85,7 +85,7 @@ def gaussian(mean: Float[Array, "..."], scale_or_cov: Array | float) -> Density:
       >>> q.sample(jax.random.key(0), 5).shape
       (5, 2)
       >>> round(float(q.log_prob(jnp.zeros(2))), 4)  # −log(2π · 9)
-      -4.0345
+      -4.0351
     """
     mean = jnp.asarray(mean, jnp.float32)
     param = jnp.asarray(scale_or_cov, jnp.float32)
@@ -222,7 +222,22 @@ def uniform_box(
 
 
 def logit(x: Array, eps: float = 1e-6) -> Array:
-    """``log x − log(1 − x)`` of ``x`` clipped to ``[eps, 1 − eps]`` (NumPy or JAX arrays)."""
+    """``log x − log(1 − x)`` of ``x`` clipped to ``[eps, 1 − eps]`` (NumPy or JAX arrays).
+
+    Args:
+      x: values in ``[0, 1]``; a NumPy array is computed in NumPy (its dtype kept), any
+        other input in JAX.
+      eps: the clipping margin, so 0 and 1 map to finite logits.
+
+    Returns:
+      The logits, an array of the shape and kind of ``x``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jebm.densities import logit
+      >>> logit(np.array([0.5, 0.75]))
+      array([0.        , 1.09861229])
+    """
     if isinstance(x, np.ndarray):
         x = np.clip(x, eps, 1.0 - eps)
         return np.log(x) - np.log1p(-x)

@@ -129,7 +129,23 @@ def from_linen(module, variables: PyTree, *, batched: bool = True) -> tuple[Ener
 
 
 def from_fn(fn: Callable[[PyTree, ArrayTree], Array]) -> EnergyFn:
-    """Wrap a plain ``fn(params, x) -> scalar`` with the scalar check."""
+    """Wrap a plain ``fn(params, x) -> scalar`` with the scalar check.
+
+    Args:
+      fn: ``fn(params, x)`` for one unbatched ``x``, returning a single value (any
+        shape of size 1).
+
+    Returns:
+      ``energy_fn(params, x)`` returning a 0-d array; it raises a ``ValueError`` naming
+      ``fn`` and the shape it got when ``fn`` returns more than one value.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm.energy import from_fn
+      >>> energy_fn = from_fn(lambda p, x: p * jnp.sum(x**2, keepdims=True))
+      >>> energy_fn(2.0, jnp.ones(3)).shape
+      ()
+    """
     where = f"energy function {getattr(fn, '__name__', repr(fn))}"
     return lambda params, x: _as_scalar(fn(params, x), where)
 
@@ -159,22 +175,74 @@ def logdensity_fn(energy_fn: EnergyFn, params: PyTree, log_z: Array | float = 0.
 
 
 def score_fn(energy_fn: EnergyFn, params: PyTree) -> ScoreFn:
-    """The score ``x ↦ ∇ₓ log p(x) = −∇ₓ E(params, x)``."""
+    """The score ``x ↦ ∇ₓ log p(x) = −∇ₓ E(params, x)``.
+
+    Args:
+      energy_fn: ``energy_fn(params, x, *args) -> scalar``.
+      params: its parameters.
+
+    Returns:
+      ``score(x, *args)``, the gradient of :func:`logdensity_fn` with respect to one
+      unbatched ``x`` (a pytree like ``x``); extra arguments pass through.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm.energy import score_fn
+      >>> score_fn(lambda p, x: 0.5 * p * jnp.sum(x**2), 2.0)(jnp.ones(2))
+      Array([-2., -2.], dtype=float32)
+    """
     return jax.grad(logdensity_fn(energy_fn, params))
 
 
 def batch_energy(energy_fn: EnergyFn, params: PyTree, xs: ArrayTree) -> Array:
-    """Energies of a batch ``(n, *event)``, shape ``(n,)``."""
+    """Energies of a batch ``(n, *event)``, shape ``(n,)``.
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+      params: its parameters, shared by the batch.
+      xs: the batch, a pytree whose leaves have leading axis ``n``.
+
+    Returns:
+      ``(n,)`` energies, ``jax.vmap`` of ``energy_fn`` over axis 0 of ``xs``.
+    """
     return jax.vmap(energy_fn, in_axes=(None, 0))(params, xs)
 
 
 def log_ratio(energy_fn: EnergyFn, params: PyTree, x: ArrayTree, x_prime: ArrayTree) -> Array:
-    """``log p(x) − log p(x′) = E(x′) − E(x)`` for batches ``(n, *event)``; Z cancels."""
+    """``log p(x) − log p(x′) = E(x′) − E(x)`` for batches ``(n, *event)``; Z cancels.
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+      params: its parameters.
+      x: ``(n, *event)`` the numerator points.
+      x_prime: ``(n, *event)`` the denominator points.
+
+    Returns:
+      ``(n,)`` log-density ratios, one per pair.
+    """
     return batch_energy(energy_fn, params, x_prime) - batch_energy(energy_fn, params, x)
 
 
 def sum_energies(*energy_fns: EnergyFn) -> EnergyFn:
-    """Product of experts: ``E(params, x) = Σᵢ Eᵢ(params[i], x)``; params is a tuple."""
+    """Product of experts: ``E(params, x) = Σᵢ Eᵢ(params[i], x)``; params is a tuple.
+
+    Args:
+      *energy_fns: one or more energies ``Eᵢ(params_i, x)`` on the same ``x``.
+
+    Returns:
+      ``energy_fn(params, x)`` taking a tuple ``params`` with one entry per energy, in
+      order; it raises a ``ValueError`` when the tuple has the wrong length.
+
+    Raises:
+      ValueError: if no energy is given.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm.energy import sum_energies
+      >>> energy_fn = sum_energies(lambda p, x: p * x, lambda p, x: p * x**2)
+      >>> float(energy_fn((1.0, 2.0), jnp.float32(3.0)))
+      21.0
+    """
     if not energy_fns:
         raise ValueError("sum_energies needs at least one energy_fn.")
 
@@ -187,7 +255,16 @@ def sum_energies(*energy_fns: EnergyFn) -> EnergyFn:
 
 
 def tempered(energy_fn: EnergyFn, temperature: Array | float) -> EnergyFn:
-    """``E/T``, the density ``p^(1/T)``; ``temperature`` may be a traced array."""
+    """``E/T``, the density ``p^(1/T)``; ``temperature`` may be a traced array.
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar``.
+      temperature: ``T > 0``, a scalar (not checked); ``T < 1`` sharpens, ``T > 1``
+        flattens.
+
+    Returns:
+      ``energy_fn(params, x) / temperature``, with the same ``params``.
+    """
     return lambda params, x: energy_fn(params, x) / temperature
 
 
@@ -211,6 +288,25 @@ def masked(energy_fn: EnergyFn, mask: Array, observed: Array) -> EnergyFn:
     ``E_m(params, z) = E(params, where(mask, z, observed))``: its density is the
     conditional ``p(x_m | x_o)`` (up to ``Z``), and coordinates outside ``mask`` never
     influence it (inpainting).
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar``.
+      mask: boolean array, broadcasting to the event shape; ``True`` marks a free
+        coordinate.
+      observed: the values of the fixed coordinates, of the event shape (its entries
+        under ``mask`` are ignored).
+
+    Returns:
+      ``energy_fn(params, z)`` on full-size ``z`` of the event shape; gradients with
+      respect to ``z`` are zero outside ``mask``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm.energy import masked
+      >>> energy_fn = masked(lambda p, x: jnp.sum(x**2), jnp.array([True, False]),
+      ...                    jnp.array([0.0, 3.0]))
+      >>> float(energy_fn(None, jnp.array([1.0, 100.0])))
+      10.0
     """
     return lambda params, z: energy_fn(params, jnp.where(mask, z, observed))
 
@@ -226,6 +322,13 @@ def logit_energy(energy_fn: EnergyFn) -> EnergyFn:
     By the change of variables ``x = σ(z)``, ``∫_{ℝ^d} exp(−E_z) dz = ∫_{[0,1]^d} exp(−E)
     dx``: both define the same normalised model, one on ``ℝ^d`` (where AIS needs no
     boundary) and one on the box.
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for ``x`` in the unit box ``[0, 1]^d``.
+
+    Returns:
+      ``energy_z(params, z)`` for ``z ∈ ℝ^d`` of the same shape as ``x``, with the same
+      partition function as ``energy_fn`` on the box.
     """
 
     def energy_z(params: PyTree, z: Array) -> Array:
@@ -237,5 +340,14 @@ def logit_energy(energy_fn: EnergyFn) -> EnergyFn:
 def conditioned(
     energy_fn: Callable[[PyTree, ArrayTree, ArrayTree], Array], y: ArrayTree
 ) -> EnergyFn:
-    """Fix the extra argument of ``energy_fn(params, x, y)``, giving ``E(· | y)``."""
+    """Fix the extra argument of ``energy_fn(params, x, y)``, giving ``E(· | y)``.
+
+    Args:
+      energy_fn: ``energy_fn(params, x, y) -> scalar``, e.g. a class-conditional or
+        noise-conditional energy.
+      y: the value to condition on (a label, a noise level, any pytree).
+
+    Returns:
+      ``energy_fn(params, x)`` with ``y`` closed over.
+    """
     return lambda params, x: energy_fn(params, x, y)

@@ -269,6 +269,13 @@ def periodic_eval_fn(run) -> Callable[[PyTree], dict[str, Array]]:
 
     2-D data: the test NLL by grid quadrature and the ``log Z`` behind it. Images: the
     mean test energy (``Z``-free; the AIS NLL is computed at the end, by :func:`summary`).
+
+    Args:
+      run: a :class:`~jebm.experiment.Run`; its ``data.test`` and ``eval.grid_*`` are used.
+
+    Returns:
+      ``evaluate(params)`` on the trained params, returning ``{"nll", "log_z"}`` (2-D)
+      or ``{"energy_test"}`` (images), scalars. It does not jit itself.
     """
 
     def evaluate(params):
@@ -287,6 +294,16 @@ def box_ais(key: PRNGKey, run, params) -> tuple[NLLEstimate, AISResult]:
     ``Z = ∫_{[0,1]^d} exp(−E)`` equals the partition function of
     :func:`jebm.energy.logit_energy` on ``ℝ^d``, annealed from the ``eval.ais_base``
     density of :data:`jebm.experiment.AIS_BASES` with adapted MALA steps.
+
+    Args:
+      key: PRNG key of the AIS run (and its step-size pilot).
+      run: an image :class:`~jebm.experiment.Run` (``data.train`` is the base's fit).
+      params: the trained params.
+
+    Returns:
+      ``(estimate, result)``: the :class:`NLLEstimate` on ``data.test`` in nats per
+      image on ``[0, 1]^d``, and the :class:`AISResult` behind it. Jittable with ``run``
+      closed over (the base is fitted to its concrete training images).
     """
     from jebm.experiment import AIS_BASES
 
@@ -300,6 +317,14 @@ def box_ais(key: PRNGKey, run, params) -> tuple[NLLEstimate, AISResult]:
 
 def density_grid(run, params, num: int = 200):
     """A 2-D run's model on a ``num × num`` grid of the ``eval.grid_*`` square.
+
+    The learned log-density is normalised by grid quadrature (:func:`log_z_grid` on the
+    ``eval.grid_*`` grid). Jits its computations; for plots, outside ``jit``.
+
+    Args:
+      run: a :class:`~jebm.experiment.Run` on a 2-D toy (``data.toy`` gives the truth).
+      params: the trained params.
+      num: grid points per axis.
 
     Returns:
       ``(extent, learned, true, energies)``: ``extent = (x_low, x_high, y_low, y_high)``,
@@ -328,6 +353,21 @@ def summary(run, params) -> dict[str, float]:
     test NLL on ``[0, 1]^d`` with its standard error and ESS, next to the
     full-covariance Gaussian, logit-Gaussian and uniform baselines (and, for NCE, the
     learned ``log Z``).
+
+    Jits its computations; call it outside ``jit``. The AIS draws use ``run.eval_key``.
+
+    Args:
+      run: the :class:`~jebm.experiment.Run`.
+      params: its trained params.
+
+    Returns:
+      A JSON-ready dictionary of floats. 2-D: ``test_nll``, ``log_z``, ``entropy``,
+      ``nll_minus_entropy`` and ``grid_coverage``. Images: ``test_nll`` and
+      ``test_nll_stderr``, ``log_z`` and ``log_z_stderr``, ``mean_energy_test``,
+      ``ais_ess``, the AIS settings and ``ais_seconds``, the baselines
+      (``gaussian_nll``, ``logit_gaussian_nll``, each with its ``_stderr``, and
+      ``uniform_nll``), ``discrete_offset`` (:data:`jebm.datasets.digits.DISCRETE_OFFSET`)
+      and, for NCE, ``nce_log_z``.
     """
     import time
 

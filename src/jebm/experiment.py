@@ -127,7 +127,16 @@ DATASETS: dict[str, Callable[..., Data]] = _datasets()
 
 
 def build_data(config: Config, key: PRNGKey) -> Data:
-    """The data set of ``config.data``; ``key`` draws the test set (and dequantises digits)."""
+    """The data set of ``config.data``; ``key`` draws the test set (and dequantises digits).
+
+    Args:
+      config: the run's config; only ``config.data`` is read.
+      key: PRNG key of the test set: a toy's ``data.num_test`` exact draws, or the
+        dequantisation noise of the digits test and training images.
+
+    Returns:
+      The :class:`Data`; its ``sample`` draws fresh training batches.
+    """
     return DATASETS[config.data.name](config.data, key)
 
 
@@ -136,6 +145,18 @@ def fit_density(data: Data, kind: str, key: PRNGKey, field: str) -> Density:
 
     The digits training images, or ``10⁴`` draws of a toy made with ``key``; ``field``
     names the config field in errors (``logit_gaussian`` needs data in ``[0, 1]``).
+
+    Args:
+      data: the run's :class:`Data`.
+      kind: a name of :data:`DENSITIES` (``gaussian`` or ``logit_gaussian``).
+      key: PRNG key of the toy draws (unused for digits).
+      field: the dotted config field that chose ``kind``, e.g. ``"model.base"``.
+
+    Returns:
+      The fitted :class:`~jebm.densities.Density`.
+
+    Raises:
+      ValueError: for ``logit_gaussian`` on a 2-D toy.
     """
     points = data.train if data.train is not None else data.sample(key, 10_000)
     if kind == "logit_gaussian" and data.toy is not None:
@@ -186,7 +207,20 @@ ENERGIES: dict[str, Callable] = {"mlp": _mlp, "conv": _conv}
 
 
 def build_energy(config: Config, key: PRNGKey, event_shape: tuple[int, ...]):
-    """``(energy_fn, params)`` of ``config.model`` for single inputs of ``event_shape``."""
+    """``(energy_fn, params)`` of ``config.model`` for single inputs of ``event_shape``.
+
+    Args:
+      config: the run's config; only ``config.model`` is read.
+      key: PRNG key of the parameter initialisation.
+      event_shape: the shape of one input; an MLP flattens it, a conv energy needs an
+        image ``(h, w)`` or ``(h, w, c)``.
+
+    Returns:
+      ``(energy_fn, params)``, without ``model.base`` (:func:`build_run` adds it).
+
+    Raises:
+      ValueError: for ``model.kind=conv`` on inputs that are not images.
+    """
     return ENERGIES[config.model.kind](key, config.model, tuple(event_shape))
 
 
@@ -197,6 +231,14 @@ def build_sampler(config: SamplerConfig, event_shape: tuple[int, ...]):
     """``factory(logdensity_fn) -> SamplingAlgorithm`` of a sampler config section.
 
     Only the tunables the named sampler takes are read (see :func:`jebm.samplers.by_name`).
+
+    Args:
+      config: the ``sampler`` section of a config.
+      event_shape: the shape of one position.
+
+    Returns:
+      ``factory(logdensity_fn, **overrides) -> SamplingAlgorithm``, the config's
+      tunables bound; keyword overrides replace them.
     """
     accepted = SAMPLERS[config.name][1]
     return by_name(config.name, event_shape, **{k: getattr(config, k) for k in accepted})
@@ -270,6 +312,16 @@ def build_objective(config: Config, energy_fn: EnergyFn, data: Data, noise_key: 
     """The :class:`~jebm.objectives.Objective` of ``config.objective`` on ``energy_fn``.
 
     ``noise_key`` draws the toy points an NCE noise is fitted to.
+
+    Args:
+      config: the run's config (``objective``, and ``sampler`` for cd/pcd).
+      energy_fn: the energy to train (with its base, if any).
+      data: the run's :class:`Data` (event shape; NCE's noise is fitted to it).
+      noise_key: PRNG key of the toy draws behind the NCE noise.
+
+    Returns:
+      The objective. Its params are the energy's params, except for NCE, which trains
+      :func:`jebm.objectives.nce_params` of them (``{"energy", "log_z"}``).
     """
     sampler = build_sampler(config.sampler, data.event_shape)
     return OBJECTIVES[config.objective.name][0](config, energy_fn, sampler, data, noise_key)
@@ -297,7 +349,18 @@ OPTIMIZERS: dict[str, Callable] = {
 
 
 def build_optimizer(config: Config) -> optax.GradientTransformation:
-    """The optax optimizer of ``config.optimizer`` (schedule over ``train.num_steps``)."""
+    """The optax optimizer of ``config.optimizer`` (schedule over ``train.num_steps``).
+
+    The learning rate warms up linearly from 0 over ``optimizer.warmup_steps`` (if any),
+    then stays constant or decays by a cosine to 0 at ``train.num_steps``; with
+    ``optimizer.clip_norm`` the gradient is clipped by global norm first.
+
+    Args:
+      config: the run's config (``optimizer`` and ``train.num_steps``).
+
+    Returns:
+      An ``optax.GradientTransformation``.
+    """
     opt = config.optimizer
     tx = OPTIMIZERS[opt.name](_schedule(opt, config.train.num_steps), opt)
     if opt.clip_norm is not None:
@@ -385,7 +448,16 @@ def build_run(config: Config, *, energy: tuple[EnergyFn, PyTree] | None = None) 
 
 def initial_positions(run: Run, key: PRNGKey, n: int) -> Array:
     """Where sampling chains start: draws of ``model.base`` if the model has one, else
-    uniform in the box ``[objective.init_low, objective.init_high]``."""
+    uniform in the box ``[objective.init_low, objective.init_high]``.
+
+    Args:
+      run: the :class:`Run`.
+      key: PRNG key of the draws.
+      n: the number of chains (static).
+
+    Returns:
+      ``(n, *event_shape)`` starting positions.
+    """
     if run.base is not None:
         return run.base.sample(key, n)
     obj = run.config.objective
@@ -396,7 +468,22 @@ def initial_positions(run: Run, key: PRNGKey, n: int) -> Array:
 def sample_model(run: Run, params: PyTree, key: PRNGKey, num_chains: int, num_steps: int,
                  sampler: Callable | None = None) -> Array:
     """Final positions of ``num_chains`` chains of ``num_steps`` transitions of the model,
-    started at :func:`initial_positions` (``sampler``: default the run's own)."""
+    started at :func:`initial_positions` (``sampler``: default the run's own).
+
+    It jits the chains itself.
+
+    Args:
+      run: the :class:`Run`.
+      params: the trained params (read through ``run.model_energy_fn``).
+      key: PRNG key of the starting positions and the transitions.
+      num_chains: independent chains (static).
+      num_steps: transitions per chain (static).
+      sampler: ``factory(logdensity_fn) -> SamplingAlgorithm`` (e.g. from
+        :func:`build_sampler`); ``None`` for ``run.sampler``.
+
+    Returns:
+      ``(num_chains, *event_shape)`` final positions; no trace is kept.
+    """
     from jebm.energy import logdensity_fn
     from jebm.samplers import run_chains
 
@@ -439,7 +526,21 @@ def train_run(run: Run, workdir: str | Path | None = None, *, progress: bool = F
 
 
 def restore_state(run: Run, workdir: str | Path, step: int | None = None):
-    """The :class:`~jebm.train.TrainState` of a checkpoint of ``run`` in ``workdir``."""
+    """The :class:`~jebm.train.TrainState` of a checkpoint of ``run`` in ``workdir``.
+
+    Args:
+      run: the :class:`Run` the checkpoint was trained from; its ``initial_state`` is the
+        template of structure, shapes and dtypes.
+      workdir: a training workdir (checkpoints under ``workdir/checkpoints``).
+      step: the checkpoint step; ``None`` for the latest.
+
+    Returns:
+      The restored train state.
+
+    Raises:
+      CheckpointError: if there is no such checkpoint, or it does not match ``run`` or
+        cannot be read.
+    """
     from jebm.train import checkpoint_manager, restore_checkpoint
 
     manager = checkpoint_manager(Path(workdir) / "checkpoints")
@@ -512,14 +613,36 @@ TARGETS: dict[str, Callable[[], SamplingTarget]] = {
 
 
 def sampling_target(name: str) -> SamplingTarget:
-    """The analytic target ``name`` of :data:`TARGETS`."""
+    """The analytic target ``name`` of :data:`TARGETS`.
+
+    Args:
+      name: ``8gaussians``, ``gaussian`` or ``rings`` (whose moments come from 10⁶ exact
+        draws, computed on each call).
+
+    Returns:
+      The :class:`SamplingTarget`.
+
+    Raises:
+      ValueError: for an unknown name.
+    """
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; choose one of {tuple(TARGETS)}.")
     return TARGETS[name]()
 
 
 def stored_config(workdir: str | Path) -> Config:
-    """The config a ``jebm train`` workdir was trained with (its ``config.yaml``)."""
+    """The config a ``jebm train`` workdir was trained with (its ``config.yaml``).
+
+    Args:
+      workdir: a folder written by ``jebm train``.
+
+    Returns:
+      The :class:`~jebm.config.Config` read by :func:`~jebm.config.load_config`.
+
+    Raises:
+      CheckpointError: if ``workdir`` has no ``config.yaml``.
+      ValueError: if the stored config is invalid.
+    """
     from jebm.train import CheckpointError
 
     path = Path(workdir) / "config.yaml"

@@ -134,17 +134,43 @@ def make_mesh(
 
 
 def chain_sharding(mesh: Mesh) -> NamedSharding:
-    """Axis 0 split over ``"chains"``, the rest replicated (for ``jit`` in/out shardings)."""
+    """Axis 0 split over ``"chains"``, the rest replicated (for ``jit`` in/out shardings).
+
+    Args:
+      mesh: from :func:`make_mesh`.
+
+    Returns:
+      ``NamedSharding(mesh, P("chains"))``; replicated over ``"data"``.
+
+    Examples:
+      >>> from jebm.parallel import chain_sharding, make_mesh
+      >>> chain_sharding(make_mesh()).spec
+      P('chains',)
+    """
     return NamedSharding(mesh, P(CHAIN_AXIS))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Axis 0 split over ``"data"``, the rest replicated."""
+    """Axis 0 split over ``"data"``, the rest replicated.
+
+    Args:
+      mesh: from :func:`make_mesh`.
+
+    Returns:
+      ``NamedSharding(mesh, P("data"))``; replicated over ``"chains"``.
+    """
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
 def replicated_sharding(mesh: Mesh) -> NamedSharding:
-    """A full copy on every device of ``mesh``."""
+    """A full copy on every device of ``mesh``.
+
+    Args:
+      mesh: from :func:`make_mesh`.
+
+    Returns:
+      ``NamedSharding(mesh, P())``.
+    """
     return NamedSharding(mesh, P())
 
 
@@ -218,6 +244,14 @@ def shard_batch(batch: ArrayTree, mesh: Mesh) -> ArrayTree:
     """Split a batch ``(batch_size, ...)`` over the ``"data"`` axis (single host).
 
     On several hosts, where each host holds only its part, use :func:`global_batch`.
+    Works on concrete arrays (places them) and inside ``jit`` (constrains them).
+
+    Args:
+      batch: pytree of arrays with a shared leading batch axis.
+      mesh: from :func:`make_mesh`.
+
+    Returns:
+      The same pytree, each leaf split along axis 0 over ``"data"``.
 
     Raises:
       ValueError: if a leaf's leading axis is not divisible by the ``"data"`` size.
@@ -226,7 +260,15 @@ def shard_batch(batch: ArrayTree, mesh: Mesh) -> ArrayTree:
 
 
 def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
-    """Copy every leaf of ``tree`` to every device of ``mesh`` (placed, or constrained in jit)."""
+    """Copy every leaf of ``tree`` to every device of ``mesh`` (placed, or constrained in jit).
+
+    Args:
+      tree: pytree of arrays (typed PRNG keys included), e.g. parameters.
+      mesh: from :func:`make_mesh`.
+
+    Returns:
+      The same pytree, every leaf with :func:`replicated_sharding`.
+    """
     sharding = replicated_sharding(mesh)
     return jax.tree.map(lambda leaf: _place(leaf, sharding), tree)
 
@@ -265,7 +307,16 @@ def train_state_shardings(state: PyTree, mesh: Mesh) -> PyTree:
 
 
 def shard_train_state(state: PyTree, mesh: Mesh) -> PyTree:
-    """Place a ``TrainState`` with :func:`train_state_shardings` (or constrain it in jit)."""
+    """Place a ``TrainState`` with :func:`train_state_shardings` (or constrain it in jit).
+
+    Args:
+      state: a :class:`~jebm.train.TrainState` of arrays.
+      mesh: from :func:`make_mesh`.
+
+    Returns:
+      The same state: parameters, optimizer state and step replicated, the objective
+      state split over ``"data"`` where its leading axis allows.
+    """
     return jax.tree.map(_place, state, train_state_shardings(state, mesh))
 
 
@@ -349,12 +400,25 @@ def host_key(key: PRNGKey) -> PRNGKey:
     For host-local randomness only (shuffling this host's data files, augmentation
     on the host). Keys passed to jitted global computations must be the same on
     every host; partitioned random draws are already distinct per shard.
+
+    Args:
+      key: a PRNG key, the same on every host.
+
+    Returns:
+      ``jax.random.fold_in(key, jax.process_index())``.
     """
     return jax.random.fold_in(key, jax.process_index())
 
 
 def host_slice(global_size: int) -> slice:
     """This host's contiguous part of ``range(global_size)`` (e.g. of a global batch).
+
+    Args:
+      global_size: the size over all hosts, a positive int.
+
+    Returns:
+      ``slice(i * m, (i + 1) * m)`` with ``i`` the process index and
+      ``m = global_size / process_count``.
 
     Raises:
       ValueError: if ``global_size`` is not divisible by the number of hosts.
@@ -379,7 +443,15 @@ def global_batch(local_batch: ArrayTree, mesh: Mesh) -> ArrayTree:
 
     Every host passes its own rows (e.g. ``data[host_slice(batch_size)]``); the
     result has leading size ``process_count * local_size``. On one host this equals
-    :func:`shard_batch`.
+    :func:`shard_batch`. Call it outside ``jit``, on concrete host-local arrays.
+
+    Args:
+      local_batch: pytree of this host's rows, leading axis ``local_size`` (the same on
+        every host).
+      mesh: from :func:`make_mesh`, over all hosts' devices.
+
+    Returns:
+      The pytree of global ``jax.Array`` split along axis 0 over ``"data"``.
 
     Raises:
       ValueError: if the global leading size is not divisible by the ``"data"`` size.

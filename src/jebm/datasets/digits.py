@@ -117,6 +117,14 @@ def load_digits(
 def dequantize(key: PRNGKey, counts: Int[Array, "*shape"]) -> Float[Array, "*shape"]:
     """``(counts + u) / 17`` with ``u ~ U(0, 1)``, float32 in [0, 1].
 
+    Args:
+      key: PRNG key of the uniform noise.
+      counts: integer pixel counts 0..16, any shape.
+
+    Returns:
+      Dequantised pixels of the shape of ``counts``, each in its cell
+      ``[v / 17, (v + 1) / 17)``.
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from jebm.datasets.digits import dequantize
@@ -134,6 +142,13 @@ def sampler(counts: np.ndarray) -> Callable[[PRNGKey, int], Array]:
     Each call draws new uniform noise, so training sees the dequantised density rather
     than a fixed noisy copy of the data. Usable as ``data`` of
     :func:`jebm.train.train_loop`.
+
+    Args:
+      counts: ``(n_images, 8, 8)`` pixel counts 0..16 (e.g. ``DigitsSplit.train_counts``).
+
+    Returns:
+      ``sample(key, n)``: ``n`` images drawn uniformly with replacement and dequantised
+      by :func:`dequantize`, float32 ``(n, 8, 8)`` (``n`` static).
     """
     table = jnp.asarray(counts, jnp.uint8)
 
@@ -148,7 +163,19 @@ def sampler(counts: np.ndarray) -> Callable[[PRNGKey, int], Array]:
 def labelled_sampler(
     counts: np.ndarray, labels: np.ndarray
 ) -> Callable[[PRNGKey, int], tuple[Array, Array]]:
-    """``(key, n) -> (images (n, 8, 8), labels (n,))``, as :func:`sampler` with labels."""
+    """``(key, n) -> (images (n, 8, 8), labels (n,))``, as :func:`sampler` with labels.
+
+    Args:
+      counts: ``(n_images, 8, 8)`` pixel counts 0..16.
+      labels: ``(n_images,)`` digit labels, one per image.
+
+    Returns:
+      ``sample(key, n)``: ``n`` dequantised images drawn with replacement, float32
+      ``(n, 8, 8)``, and their int32 labels ``(n,)``.
+
+    Raises:
+      ValueError: if ``counts`` and ``labels`` differ in length.
+    """
     table = jnp.asarray(counts, jnp.uint8)
     targets = jnp.asarray(labels, jnp.int32)
     if table.shape[0] != targets.shape[0]:
@@ -168,6 +195,12 @@ def gaussian_nll(train: Float[Array, "n ..."], test: Float[Array, "m ..."]) -> t
     The baseline for the digits EBM. The Gaussian puts some mass outside [0, 1]⁶⁴;
     restricting it to the box would only raise its density there, so this NLL is an
     upper bound on that of the truncated Gaussian.
+
+    Args:
+      train: ``(n, *event)`` concrete training data (flattened per row), ``n >= 2``; the
+        covariance has divisor ``n`` and no jitter, so it must be positive definite.
+      test: ``(m, *event)`` held-out data of the same event size (``m >= 2`` for a
+        standard error).
 
     Returns:
       ``(nll, stderr)``: the mean over ``test`` of ``−log N(x; μ, Σ)`` (float64) and its

@@ -45,7 +45,19 @@ class AnalyticEnergy(NamedTuple):
 
 
 def check_event_shape(x: Array, event_shape: tuple[int, ...], name: str) -> None:
-    """Raise a ``ValueError`` naming both shapes when ``x`` is not one event."""
+    """Raise a ``ValueError`` naming both shapes when ``x`` is not one event.
+
+    Args:
+      x: the input an energy received.
+      event_shape: the shape of one unbatched event.
+      name: what to call the energy in the message.
+
+    Returns:
+      ``None``; the check runs on static shapes, so it costs nothing under ``jit``.
+
+    Raises:
+      ValueError: if ``x.shape`` differs from ``event_shape`` (e.g. a batch was passed).
+    """
     if tuple(x.shape) != tuple(event_shape):
         raise ValueError(
             f"{name} expects one unbatched x of shape {tuple(event_shape)}, got {tuple(x.shape)}. "
@@ -58,6 +70,25 @@ def gaussian(mean: Array, cov: Array) -> AnalyticEnergy:
 
     ``log Z = (d/2) log 2π + ½ log det Σ``. ``params`` holds ``mean`` and the
     precision ``Σ⁻¹``.
+
+    Args:
+      mean: ``(d,)`` the mean ``μ``.
+      cov: ``(d, d)`` the covariance ``Σ``, concrete and positive definite.
+
+    Returns:
+      An :class:`AnalyticEnergy` on event shape ``(d,)``, params
+      ``{"mean", "precision"}``, with exact draws by Cholesky.
+
+    Raises:
+      ValueError: if ``cov`` is not ``(d, d)``, or (``numpy.linalg.LinAlgError``) not
+        positive definite.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm.energies.analytic import gaussian
+      >>> target = gaussian(jnp.zeros(2), jnp.eye(2))
+      >>> round(float(target.log_z), 4)  # log 2π
+      1.8379
     """
     mean = jnp.asarray(mean, jnp.float32)
     cov = jnp.asarray(cov, jnp.float32)

@@ -20,12 +20,36 @@ __all__ = ["Objective", "stateless", "num_rows"]
 
 
 class Objective(NamedTuple):
+    """A training objective: a pure loss and the initial state it carries.
+
+    Attributes:
+      init: ``init(key, batch) -> state``, the objective's initial state (``()`` for a
+        stateless objective; the replay buffer of persistent CD).
+      loss: ``loss(params, key, batch, state) -> (scalar, (metrics, state))``, the
+        value to minimise, a flat dict of scalar metrics and the next state.
+    """
+
     init: Callable  # (key, batch) -> objective state
     loss: Callable  # (params, key, batch, state) -> (scalar, (metrics, state))
 
 
 def stateless(loss: Callable) -> Objective:
-    """Wrap ``loss(params, key, batch) -> (scalar, metrics)`` as an :class:`Objective`."""
+    """Wrap ``loss(params, key, batch) -> (scalar, metrics)`` as an :class:`Objective`.
+
+    Args:
+      loss: ``loss(params, key, batch) -> (scalar, metrics)``.
+
+    Returns:
+      An :class:`Objective` whose ``init`` returns ``()`` and whose ``loss`` passes the
+      state through unchanged.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jebm.objectives.base import stateless
+      >>> objective = stateless(lambda p, key, x: (jnp.mean((x - p) ** 2), {}))
+      >>> objective.loss(1.0, jax.random.key(0), jnp.ones(3), objective.init(None, None))
+      (Array(0., dtype=float32), ({}, ()))
+    """
 
     def wrapped(params, key, batch, state):
         value, metrics = loss(params, key, batch)
@@ -35,5 +59,12 @@ def stateless(loss: Callable) -> Objective:
 
 
 def num_rows(batch) -> int:
-    """The batch size: the leading axis of the first leaf of ``batch`` (layout ``(n, *event)``)."""
+    """The batch size: the leading axis of the first leaf of ``batch`` (layout ``(n, *event)``).
+
+    Args:
+      batch: a pytree of arrays with a common leading batch axis.
+
+    Returns:
+      ``n``, a static Python int.
+    """
     return jax.tree.leaves(batch)[0].shape[0]

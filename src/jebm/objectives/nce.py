@@ -50,7 +50,20 @@ __all__ = [
 
 
 def nce_params(energy_params: PyTree, log_z: float | Array = 0.0) -> dict:
-    """The NCE parameter dictionary ``{"energy": energy_params, "log_z": c}``."""
+    """The NCE parameter dictionary ``{"energy": energy_params, "log_z": c}``.
+
+    Args:
+      energy_params: the energy's parameters.
+      log_z: the initial ``c``, the learned log-normaliser.
+
+    Returns:
+      ``{"energy": energy_params, "log_z": c}`` with ``c`` a float32 scalar.
+
+    Examples:
+      >>> from jebm.objectives import nce_params
+      >>> nce_params({"w": 1.0})
+      {'energy': {'w': 1.0}, 'log_z': Array(0., dtype=float32)}
+    """
     return {"energy": energy_params, "log_z": jnp.asarray(log_z, jnp.float32)}
 
 

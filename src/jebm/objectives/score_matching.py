@@ -110,6 +110,12 @@ def exact_score_matching(energy_fn: EnergyFn) -> Objective:
     """Exact score matching as an :class:`~jebm.objectives.base.Objective`.
 
     See :func:`exact_score_matching_loss`.
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+
+    Returns:
+      A stateless :class:`~jebm.objectives.base.Objective` over the energy's params.
     """
     return stateless(lambda p, k, b: exact_score_matching_loss(p, k, b, energy_fn=energy_fn))
 
@@ -198,6 +204,19 @@ def sliced_score_matching(
     """Sliced score matching as an :class:`~jebm.objectives.base.Objective`.
 
     See :func:`sliced_score_matching_loss`.
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+      num_projections: projections per example (static, positive).
+      projection: ``"rademacher"`` or ``"gaussian"``.
+      variance_reduced: use SSM-VR.
+
+    Returns:
+      A stateless :class:`~jebm.objectives.base.Objective` over the energy's params.
+
+    Raises:
+      ValueError: for an invalid ``num_projections``, ``projection`` or
+        ``variance_reduced``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -314,6 +333,18 @@ def denoising_score_matching(
     """Denoising score matching as an :class:`~jebm.objectives.base.Objective`.
 
     See :func:`denoising_score_matching_loss`.
+
+    Args:
+      energy_fn: ``energy_fn(params, x)``, or ``energy_fn(params, x, sigma)`` with ``sigmas``.
+      sigma: the single noise level, a positive scalar; may be a traced scalar.
+      sigmas: a 1-D ladder of positive noise levels; may be a traced array.
+
+    Returns:
+      A stateless :class:`~jebm.objectives.base.Objective` over the energy's params.
+
+    Raises:
+      ValueError: unless exactly one of ``sigma`` and ``sigmas`` is given, or for a
+        concrete level that is not positive or of the wrong rank.
 
     Examples:
       >>> import jax, jax.numpy as jnp

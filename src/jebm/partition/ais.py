@@ -111,14 +111,40 @@ KernelFactory = Callable[[LogDensityFn, Array], SamplingAlgorithm]
 
 
 def linear_schedule(num_bridges: int) -> Float[Array, " num_bridges_plus_1"]:
-    """``β_t = t / K`` for ``t = 0 … K``; ``num_bridges = K`` (``K + 1`` betas)."""
+    """``β_t = t / K`` for ``t = 0 … K``; ``num_bridges = K`` (``K + 1`` betas).
+
+    Args:
+      num_bridges: ``K``, a positive int (static).
+
+    Returns:
+      ``(K + 1,)`` float32 inverse temperatures from 0 to 1.
+
+    Raises:
+      ValueError: if ``num_bridges`` is not a positive int.
+
+    Examples:
+      >>> from jebm.partition.ais import linear_schedule
+      >>> linear_schedule(4)
+      Array([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)
+    """
     check_int("num_bridges", num_bridges)
     return jnp.linspace(0.0, 1.0, num_bridges + 1, dtype=jnp.float32)
 
 
 def power_schedule(num_bridges: int, power: float | Array = 4.0) -> Float[Array, " K1"]:
     """``β_t = (t / K)^p``: with ``p > 1`` bridges crowd near the base, where geometric
-    paths change fastest."""
+    paths change fastest.
+
+    Args:
+      num_bridges: ``K``, a positive int (static).
+      power: ``p > 0`` (not checked); may be a traced scalar.
+
+    Returns:
+      ``(K + 1,)`` inverse temperatures from 0 to 1.
+
+    Raises:
+      ValueError: if ``num_bridges`` is not a positive int.
+    """
     return linear_schedule(num_bridges) ** power
 
 
@@ -127,6 +153,17 @@ def sigmoid_schedule(num_bridges: int, delta: float | Array = 4.0) -> Float[Arra
 
     ``β̃_t = σ(δ (2t/K − 1))`` rescaled to ``β_t = (β̃_t − β̃_0) / (β̃_K − β̃_0)``, so
     ``β_0 = 0`` and ``β_K = 1``, with bridges crowded at both ends.
+
+    Args:
+      num_bridges: ``K``, a positive int (static).
+      delta: ``δ > 0``, the steepness (not checked); larger crowds the ends more. May
+        be a traced scalar.
+
+    Returns:
+      ``(K + 1,)`` inverse temperatures from 0 to 1.
+
+    Raises:
+      ValueError: if ``num_bridges`` is not a positive int.
 
     References:
       Grosse, R. B., Ghahramani, Z. and Adams, R. P. (2015). Sandwiching the marginal
