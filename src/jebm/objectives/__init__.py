@@ -2,6 +2,12 @@
 
 from jebm.objectives.base import Objective, stateless
 from jebm.objectives.contrastive import cd, cd_loss, pcd, pcd_loss
+from jebm.objectives.discrete import (
+    pseudo_likelihood,
+    pseudo_likelihood_loss,
+    ratio_matching,
+    ratio_matching_loss,
+)
 from jebm.objectives.nce import (
     GaussianNoise,
     NoiseDistribution,
@@ -50,4 +56,8 @@ __all__ = [
     "fit_gaussian_noise",
     "GaussianNoise",
     "NoiseDistribution",
+    "pseudo_likelihood",
+    "pseudo_likelihood_loss",
+    "ratio_matching",
+    "ratio_matching_loss",
 ]

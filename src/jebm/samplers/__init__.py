@@ -7,6 +7,16 @@ from jebm.samplers.annealed import (
     noise_conditional_logdensity,
 )
 from jebm.samplers.base import SamplingAlgorithm
+from jebm.samplers.discrete import (
+    BlockGibbsInfo,
+    BlockGibbsState,
+    DiscreteInfo,
+    DiscreteState,
+    GWGState,
+    block_gibbs,
+    gibbs_with_gradients,
+    metropolis_flip,
+)
 from jebm.samplers.hmc import HMCInfo, HMCState, hmc
 from jebm.samplers.mala import MALAInfo, MALAState, mala
 from jebm.samplers.runner import ChainResult, RunningMoments, run_chains
@@ -34,4 +44,12 @@ __all__ = [
     "run_chains",
     "ChainResult",
     "RunningMoments",
+    "metropolis_flip",
+    "gibbs_with_gradients",
+    "block_gibbs",
+    "DiscreteState",
+    "DiscreteInfo",
+    "GWGState",
+    "BlockGibbsState",
+    "BlockGibbsInfo",
 ]
