@@ -54,9 +54,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jebm.samplers.base import SamplingAlgorithm, metropolis_select
+from jebm.samplers.base import SamplingAlgorithm, _symmetric_uniform, metropolis_select
 from jebm.types import Array, LogDensityFn, PRNGKey, PyTree
 
 __all__ = [
@@ -104,9 +103,12 @@ class BlockGibbsInfo(NamedTuple):
 
 
 def _uniforms(key: PRNGKey, n: int, dtype) -> Array:
-    """``n`` draws uniform on the open interval (0, 1), from one hash of ``key``."""
-    tiny = np.finfo(np.dtype(dtype)).tiny
-    return jax.random.uniform(key, (n,), dtype, minval=tiny, maxval=1.0)
+    """``n`` draws uniform on the open interval (0, 1), from one counter-mode hash of ``key``.
+
+    The U(−1, 1) draws of :mod:`jebm.samplers.base` (both words of each Threefry block
+    for float32 threefry keys), mapped by ``(s + 1)/2``.
+    """
+    return 0.5 * (_symmetric_uniform(key, n, dtype) + 1.0)
 
 
 def _check_categorical(position: Array) -> None:
