@@ -153,21 +153,24 @@ def _pick(values: Array, index: Array) -> Array:
 _DENSE_CDF_MAX = 256  # up to this many moves the cumulative sum is one triangular matmul
 
 
-def _inverse_cdf(logits: Array, u: Array) -> Array:
-    """An index drawn from ``softmax(logits)`` with one uniform ``u`` in (0, 1).
+def _inverse_cdf(logits: Array, u: Array) -> tuple[Array, Array]:
+    """An index drawn from ``softmax(logits)`` with one uniform ``u`` in (0, 1), and
+    ``logsumexp(logits)`` from the same exponentials.
 
-    The first index whose cumulative (unnormalised) probability reaches ``u`` times the
-    total. Entries of probability 0 (``−inf`` logits) are never chosen: ``u < 1`` keeps
-    ``u · total ≤ total`` after rounding. For up to ``_DENSE_CDF_MAX`` moves the
-    cumulative sum is a product with an upper-triangular matrix of ones (on CPU about
-    20% faster per GWG step than ``cumsum`` at 64 moves); beyond, ``jnp.cumsum``.
+    The index is the first whose cumulative (unnormalised) probability reaches ``u``
+    times the total. Entries of probability 0 (``−inf`` logits) are never chosen:
+    ``u < 1`` keeps ``u · total ≤ total`` after rounding. For up to ``_DENSE_CDF_MAX``
+    moves the cumulative sum is a product with an upper-triangular matrix of ones (on
+    CPU about 20% faster per GWG step than ``cumsum`` at 64 moves); beyond, ``jnp.cumsum``.
     """
-    weights = jnp.exp(logits - jnp.max(logits))
+    top = jnp.max(logits)
+    weights = jnp.exp(logits - top)
     if weights.size <= _DENSE_CDF_MAX:
         cdf = weights @ jnp.triu(jnp.ones((weights.size, weights.size), weights.dtype))
     else:
         cdf = jnp.cumsum(weights)
-    return jnp.sum(cdf < u * cdf[-1]).astype(jnp.int32)
+    move = jnp.sum(cdf < u * cdf[-1]).astype(jnp.int32)
+    return move, top + jnp.log(cdf[-1])
 
 
 # ------------------------------------------------------------ single-site Metropolis
@@ -274,11 +277,11 @@ def build_gwg_kernel(categorical: bool = False):
             _check_categorical(x)
         u = _uniforms(key, 2, jnp.result_type(x.dtype, jnp.float32))
         logits_fwd = _proposal_logits(state, categorical)
-        move = _inverse_cdf(logits_fwd, u[0])
+        move, log_norm_fwd = _inverse_cdf(logits_fwd, u[0])
         proposal = gwg_init(_apply_move(x, move, categorical), logdensity_fn)
         logits_rev = _proposal_logits(proposal, categorical)
         back = _reverse_move(x, move, categorical)
-        log_q_fwd = _pick(logits_fwd, move) - jax.nn.logsumexp(logits_fwd)
+        log_q_fwd = _pick(logits_fwd, move) - log_norm_fwd
         log_q_rev = _pick(logits_rev, back) - jax.nn.logsumexp(logits_rev)
         log_ratio = proposal.logdensity - state.logdensity + log_q_rev - log_q_fwd
         finite = jnp.isfinite(proposal.logdensity) & jnp.all(jnp.isfinite(proposal.logdensity_grad))
