@@ -247,6 +247,10 @@ def bernoulli_rbm(weights: Array, visible_bias: Array, hidden_bias: Array) -> An
       ``V ≤ H`` a categorical draw over all visible states; otherwise ``h`` is drawn
       from its exact marginal ``∝ exp(−F_h(h))`` and then ``v ~ p(v | h)``.
 
+    Raises:
+      ValueError: for mismatched shapes, or when ``min(V, H) > 24`` (no exact ``log Z``;
+        use :func:`rbm_init` and :func:`rbm_free_energy` for larger RBMs).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from jebm.energies.discrete import bernoulli_rbm
