@@ -8,6 +8,7 @@ with ``Var_p f`` exact and the ESS from :func:`jebm.diagnostics.effective_sample
 import itertools
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,7 +136,7 @@ def test_lattice_couplings_counts_edges():
 
 def test_exact_samplers_match_enumeration(key):
     """The enumeration samplers (used to generate data) have the exact marginals."""
-    for model in [_ising_3x3(), _small_rbm(8, 4)]:  # RBM: h-marginal then v | h
+    for model in [_ising_3x3(), _small_rbm(8, 4), _small_rbm(5, 6)]:  # RBMs: via h, via v
         n = model.event_shape[0]
         x = np.asarray(model.sample(key, 20_000), np.float64)
         p = np.exp(_log_probs(model, binary_states(n)))
@@ -447,23 +448,39 @@ def test_pcd_with_gwg_gives_the_likelihood_gradient(key):
 
 
 def test_kernels_vmap_with_one_compile(key):
-    """Each step jits once and works on a batch of chains; block Gibbs accepts every step."""
+    """Each step traces once for many calls, works on a batch of chains, and keeps the
+    cached log-density equal to −F at the new position (block Gibbs accepts every step)."""
     rbm = _small_rbm()
     for alg in [
         block_gibbs(rbm.params),
         gibbs_with_gradients(logdensity_fn(rbm.energy_fn, rbm.params)),
         metropolis_flip(logdensity_fn(rbm.energy_fn, rbm.params)),
     ]:
+        chex.clear_trace_counter()
+        steps = lambda keys, states, alg=alg: jax.vmap(alg.step)(keys, states)
+        step = jax.jit(chex.assert_max_traces(steps, n=1))
         states = jax.vmap(alg.init)(jnp.zeros((4, 7)))
-        step = jax.jit(jax.vmap(alg.step))
         for t in range(3):
             states, _ = step(jax.random.split(jax.random.fold_in(key, t), 4), states)
-        assert step._cache_size() == 1
         np.testing.assert_allclose(
             np.asarray(states.logdensity),
             -np.asarray(jax.vmap(rbm_free_energy, in_axes=(None, 0))(rbm.params, states.position)),
             rtol=1e-5,
         )
+        with pytest.raises(AssertionError, match="traced > 1 times"):  # the check can fail
+            step(jax.random.split(key, 2), jax.vmap(alg.init)(jnp.zeros((2, 7))))
+    chex.clear_trace_counter()
+
+
+def test_binarize_digits():
+    from jebm.datasets.digits import binarize, load_digits
+
+    counts = load_digits().train_counts
+    x = binarize(counts)
+    assert x.shape == counts.shape and x.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(x), (counts >= 8).astype(np.float32))
+    with pytest.raises(ValueError, match="threshold"):
+        binarize(counts, threshold=0)
 
 
 def test_samplers_reject_nan_proposals(key):
