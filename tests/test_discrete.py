@@ -217,7 +217,7 @@ def test_rbm_moments(key, name):
     trace = _run(key, alg, jnp.zeros((64, 7)), num_steps, burn_in, thin)
     states = binary_states(7)
     z, ess = _moment_z_scores(trace, states, _log_probs(rbm, states))
-    assert np.min(ess) > 500
+    assert np.min(ess) > 500  # enough effective draws for the CLT behind the z-scores
     assert np.max(np.abs(z)) < Z_MAX, np.round(z, 2)  # Z_MAX: see its definition
 
 
@@ -232,7 +232,7 @@ def test_potts_moments(key, factory):
     states = categorical_states(4, q)
     z, ess = _moment_z_scores(trace, states, _log_probs(model, states))
     assert np.all(np.asarray(trace).sum(-1) == 1.0)  # every state stays one-hot
-    assert np.min(ess) > 500
+    assert np.min(ess) > 500  # enough effective draws for the CLT behind the z-scores
     assert np.max(np.abs(z)) < Z_MAX, np.round(z, 2)  # Z_MAX: see its definition
 
 
