@@ -13,7 +13,8 @@ Constructors:
 * :func:`uniform_box` — uniform on ``[low, high]``;
 * :func:`logit_gaussian` — a Gaussian on the logits of data in ``(0, 1)``, seen as a
   density on the unit box (Gao et al., 2020 use such a tractable density under an EBM);
-* :func:`logistic` — the uniform density on the unit box seen in logit coordinates.
+* :func:`logistic` — the uniform density on the unit box seen in logit coordinates;
+* :func:`bernoulli` — independent binary units (a base for discrete EBMs).
 
 Events have any shape: ``log_prob`` takes one unbatched ``x`` of the event shape and
 ``sample(key, n)`` returns ``(n, *event)``. Full covariances act on the flattened event.
@@ -43,6 +44,7 @@ __all__ = [
     "logit",
     "logit_gaussian",
     "logistic",
+    "bernoulli",
 ]
 
 
@@ -298,5 +300,39 @@ def logistic(event_shape: Sequence[int]) -> Density:
     def sample(key, n):
         u = jax.random.uniform(key, (n, *event_shape), jnp.float32, 1e-7, 1.0 - 1e-7)
         return jnp.log(u) - jnp.log1p(-u)
+
+    return Density(log_prob, sample)
+
+
+def bernoulli(probs: Array) -> Density:
+    """Independent Bernoulli units: a normalised density on binary states (an AIS base).
+
+    ``log p₀(x) = Σ x log π + (1 − x) log(1 − π)``, differentiable in ``x`` so that
+    gradient kernels (Gibbs-with-Gradients) see the bridge's gradient. With
+    :func:`jebm.partition.ais` and a discrete kernel factory, e.g.
+    ``kernel=lambda logdensity_fn, step_size: gibbs_with_gradients(logdensity_fn)``, this
+    estimates log Z of a binary EBM (``probs = 0.5`` everywhere, or the data means as
+    in Salakhutdinov and Murray, 2008).
+
+    Args:
+      probs: ``π``, the probability of a 1 for each unit, in (0, 1), of the event shape.
+
+    Returns:
+      A :class:`Density` on ``{0, 1}^event`` (draws as float32 zeros and ones).
+
+    References:
+      Salakhutdinov, R. and Murray, I. (2008). On the quantitative analysis of deep
+      belief networks. ICML.
+    """
+    probs = jnp.asarray(probs, jnp.float32)
+    if not isinstance(probs, jax.core.Tracer) and not bool(jnp.all((probs > 0) & (probs < 1))):
+        raise ValueError(f"bernoulli needs probs strictly inside (0, 1), got {probs}.")
+    log_p, log_1mp = jnp.log(probs), jnp.log1p(-probs)
+
+    def log_prob(x):
+        return jnp.sum(x * log_p + (1.0 - x) * log_1mp)
+
+    def sample(key, n):
+        return jax.random.bernoulli(key, probs[None], (n, *probs.shape)).astype(jnp.float32)
 
     return Density(log_prob, sample)

@@ -35,6 +35,7 @@ __all__ = [
     "DigitsSplit",
     "load_digits",
     "dequantize",
+    "binarize",
     "sampler",
     "labelled_sampler",
     "gaussian_nll",
@@ -134,6 +135,23 @@ def dequantize(key: PRNGKey, counts: Int[Array, "*shape"]) -> Float[Array, "*sha
     """
     counts = jnp.asarray(counts, jnp.float32)
     return (counts + jax.random.uniform(key, counts.shape)) / NUM_LEVELS
+
+
+def binarize(counts: Int[Array, "*shape"], threshold: int = 8) -> Float[Array, "*shape"]:
+    """Binarised digits: 1.0 where the pixel count is ``>= threshold``, else 0.0 (float32).
+
+    The default threshold 8 is half the maximum count 16; the result is a fixed binary
+    data set (no noise), for the discrete EBMs of :mod:`jebm.energies.discrete`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm.datasets.digits import binarize
+      >>> binarize(jnp.array([0, 7, 8, 16]))
+      Array([0., 0., 1., 1.], dtype=float32)
+    """
+    if not isinstance(threshold, int | np.integer) or not 1 <= threshold < NUM_LEVELS:
+        raise ValueError(f"threshold must be an int in [1, {NUM_LEVELS - 1}], got {threshold!r}.")
+    return (jnp.asarray(counts) >= threshold).astype(jnp.float32)
 
 
 def sampler(counts: np.ndarray) -> Callable[[PRNGKey, int], Array]:

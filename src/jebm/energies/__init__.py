@@ -2,6 +2,18 @@
 
 from jebm.energies.analytic import AnalyticEnergy, gaussian, gaussian_mixture
 from jebm.energies.conv import ConvEnergy, JointEnergy, conv_energy, joint_energy_fns
+from jebm.energies.discrete import (
+    bernoulli_rbm,
+    binary_states,
+    categorical_states,
+    enumerate_log_z,
+    ising,
+    lattice_couplings,
+    potts,
+    rbm_free_energy,
+    rbm_init,
+    rbm_log_z,
+)
 from jebm.energies.mlp import ACTIVATIONS, MLPEnergy, mlp_energy
 from jebm.energies.toy2d import checkerboard, eight_gaussians, rings
 
@@ -19,4 +31,14 @@ __all__ = [
     "conv_energy",
     "JointEnergy",
     "joint_energy_fns",
+    "bernoulli_rbm",
+    "rbm_free_energy",
+    "rbm_log_z",
+    "rbm_init",
+    "ising",
+    "potts",
+    "lattice_couplings",
+    "binary_states",
+    "categorical_states",
+    "enumerate_log_z",
 ]

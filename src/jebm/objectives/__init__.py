@@ -2,6 +2,12 @@
 
 from jebm.objectives.base import Objective, stateless
 from jebm.objectives.contrastive import cd, cd_loss, pcd, pcd_loss
+from jebm.objectives.discrete import (
+    pseudo_likelihood,
+    pseudo_likelihood_loss,
+    ratio_matching,
+    ratio_matching_loss,
+)
 from jebm.objectives.jem import jem
 from jebm.objectives.nce import nce, nce_loss, nce_params
 from jebm.objectives.replay import (
@@ -40,4 +46,8 @@ __all__ = [
     "nce_loss",
     "nce_params",
     "jem",
+    "pseudo_likelihood",
+    "pseudo_likelihood_loss",
+    "ratio_matching",
+    "ratio_matching_loss",
 ]

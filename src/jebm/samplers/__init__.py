@@ -6,6 +6,16 @@ from jebm.samplers.annealed import (
     annealed_langevin,
 )
 from jebm.samplers.base import SamplingAlgorithm
+from jebm.samplers.discrete import (
+    BlockGibbsInfo,
+    BlockGibbsState,
+    DiscreteInfo,
+    DiscreteState,
+    GWGState,
+    block_gibbs,
+    gibbs_with_gradients,
+    metropolis_flip,
+)
 from jebm.samplers.hmc import HMCInfo, HMCState, hmc
 from jebm.samplers.mala import MALAInfo, MALAState, mala
 from jebm.samplers.registry import SAMPLERS, TARGET_ACCEPTANCE, by_name
@@ -37,4 +47,12 @@ __all__ = [
     "run_chains_chunked",
     "ChainResult",
     "RunningMoments",
+    "metropolis_flip",
+    "gibbs_with_gradients",
+    "block_gibbs",
+    "DiscreteState",
+    "DiscreteInfo",
+    "GWGState",
+    "BlockGibbsState",
+    "BlockGibbsInfo",
 ]
