@@ -32,20 +32,21 @@ def main(argv=None):
         (20, 32, 20, 20, 64) if args.smoke else (2000, 512, args.num_bridges, 1000, 300))
 
     toy = jebm.datasets.toy2d.get("8gaussians")
+    sample = jax.jit(toy.density.sample, static_argnums=1)
     k_model, k_data, k_loss, k_mcmc, k_ais, k_rev = jax.random.split(jax.random.key(0), 6)
-    base = jebm.densities.fit_gaussian(toy.density.sample(k_model, 2000))  # q, a Density
+    base = jebm.densities.fit_gaussian(sample(k_model, 2000))  # q, a Density
     net_fn, params = jebm.energies.mlp_energy(k_model, 2, hidden=(64, 64))
     energy_fn = jebm.energy.with_base(net_fn, base)  # E = MLP − log q
     objective = jebm.objectives.denoising_score_matching(energy_fn, sigma=0.1)
     optimizer = optax.adam(1e-3)
-    batch = toy.density.sample(k_data, 256)
-    state = jebm.train.init_train_state(k_loss, params, optimizer, objective, batch)
+    state = jebm.train.init_train_state(k_loss, params, optimizer, objective,
+                                        sample(k_data, 256))
     train_step = jebm.train.make_train_step(objective, optimizer)
 
     @jax.jit
     def train(state):  # all updates in one lax.scan
         def body(state, _):
-            batch = toy.density.sample(jax.random.fold_in(k_data, state.step), 256)
+            batch = sample(jax.random.fold_in(k_data, state.step), 256)
             return train_step(state, batch, k_loss)[0], None
         return jax.lax.scan(body, state, length=train_steps)[0]
 
@@ -59,7 +60,7 @@ def main(argv=None):
                                       num_bridges=num_bridges, adapt_step_size=True)
         # Approximate model samples for reverse AIS: MALA chains started at data points.
         algorithm = jebm.samplers.mala(jebm.logdensity_fn(energy_fn, params), step_size=0.05)
-        chains = jebm.run_chains(k_mcmc, algorithm, toy.density.sample(k_mcmc, num_chains),
+        chains = jebm.run_chains(k_mcmc, algorithm, sample(k_mcmc, num_chains),
                                  mcmc_steps, keep_trace=False)
         reverse = jebm.evaluation.reverse_ais(k_rev, energy_fn, params, base,
                                               chains.state.position, num_bridges=num_bridges,

@@ -30,40 +30,44 @@ def main(argv=None):
     num_steps, hidden = (20, (16,)) if args.smoke else (args.num_steps, (64, 64))
 
     toy = jebm.datasets.toy2d.get("8gaussians")
-    k_model, k_data, k_loss, k_in, k_out = jax.random.split(jax.random.key(0), 5)
+    sample = jax.jit(toy.density.sample, static_argnums=1)
+    k_model, k_data, k_loss, k_ref, k_in, k_out = jax.random.split(jax.random.key(0), 6)
     energy_fn, params = jebm.energies.mlp_energy(k_model, 2, hidden=hidden)
     objective = jebm.objectives.denoising_score_matching(energy_fn, sigma=0.1)
     optimizer = optax.adam(1e-3)
     state = jebm.train.init_train_state(k_loss, params, optimizer, objective,
-                                        toy.density.sample(k_data, 256))
+                                        sample(k_data, 256))
     train_step = jebm.train.make_train_step(objective, optimizer)
 
     @jax.jit
     def train(state):
         def body(state, _):
-            batch = toy.density.sample(jax.random.fold_in(k_data, state.step), 256)
+            batch = sample(jax.random.fold_in(k_data, state.step), 256)
             return train_step(state, batch, k_loss)[0], None
         return jax.lax.scan(body, state, length=num_steps)[0]
 
     params = train(state).params
-    x_ref = toy.density.sample(jax.random.key(1), 1)            # one typical training point
-    x_in = toy.density.sample(k_in, 1000)                       # held-out normal data
-    x_out = 0.5 * jax.random.normal(k_out, (1000, 2))           # anomalies: the empty centre
+    gauss = jebm.densities.fit_gaussian(sample(k_data, 2000))  # the baseline density
+    gauss_energy = lambda _, x: -gauss.log_prob(x)  # ... as a (normalised) energy
 
-    def scores(x):  # E(x) − E(x_ref): nats below the reference
-        return -jebm.energy.log_ratio(energy_fn, params, x, jnp.broadcast_to(x_ref, x.shape))
+    @jax.jit
+    def evaluate(params):
+        x_ref = sample(k_ref, 1)                          # one typical training point
+        x_in = sample(k_in, 1000)                         # held-out normal data
+        x_out = 0.5 * jax.random.normal(k_out, (1000, 2))  # anomalies: the empty centre
 
-    threshold = jnp.quantile(scores(x_in), 0.95)  # 5% false alarms on normal data
-    detected = jnp.mean(scores(x_out) > threshold)
-    auroc = jebm.evaluation.ood_auroc(energy_fn, params, x_in, x_out)
+        def score(x):  # E(x) − E(x_ref): how many nats less likely than x_ref
+            return -jebm.energy.log_ratio(energy_fn, params, x, jnp.broadcast_to(x_ref, x.shape))
 
-    gauss = jebm.densities.fit_gaussian(toy.density.sample(k_data, 2000))
-    gauss_energy = lambda _, x: -gauss.log_prob(x)  # the baseline as an energy (normalised)
-    gauss_auroc = jebm.evaluation.ood_auroc(gauss_energy, None, x_in, x_out)
+        threshold = jnp.quantile(score(x_in), 0.95)  # 5% false alarms on normal data
+        return (jnp.mean(score(x_out) > threshold),
+                jebm.evaluation.ood_auroc(energy_fn, params, x_in, x_out),
+                jebm.evaluation.ood_auroc(gauss_energy, None, x_in, x_out))
+
+    detected, auroc, gauss_auroc = evaluate(params)
     print(f"EBM: {float(detected):.0%} of anomalies flagged at 5% false alarms, "
           f"AUROC {float(auroc):.3f}")
     print(f"fitted Gaussian baseline: AUROC {float(gauss_auroc):.3f} (its mode is the centre)")
-
 
 if __name__ == "__main__":
     main()

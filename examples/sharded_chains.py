@@ -46,12 +46,12 @@ def main(argv=None):
 
     result = run(k_run, x0)
     positions = result.state.position
+    mean = np.mean(result.moments.mean, axis=0)  # the average of the per-chain means
     print(f"{len(jax.devices())} device(s), mesh {dict(mesh.shape)}, {num_chains} chains")
     print(f"final positions: sharding {positions.sharding.spec}, "
           f"per-device shape {positions.addressable_shards[0].data.shape}")
-    mean = result.moments.mean.mean(axis=0)  # averages of the per-chain means
-    print(f"E[x₀] = {float(mean[0]):+.3f} (exact {0.7 * 2.0 - 0.3 * 2.0:+.3f}), "
-          f"acceptance {float(result.info.acceptance_rate.mean()):.2f}")
+    print(f"E[x₀] = {mean[0]:+.3f} (exact {0.7 * 2.0 - 0.3 * 2.0:+.3f}), "
+          f"acceptance {np.mean(result.info.acceptance_rate):.2f}")
 
     single = run(k_run, jax.device_put(x0, jax.devices()[0]))  # the same run on one device
     same = np.array_equal(np.asarray(single.state.position), np.asarray(positions))
