@@ -33,8 +33,9 @@ def main(argv=None):
 
     toy = jebm.datasets.toy2d.get("8gaussians")
     sample = jax.jit(toy.density.sample, static_argnums=1)
-    k_model, k_data, k_loss, k_mcmc, k_ais, k_rev = jax.random.split(jax.random.key(0), 6)
-    base = jebm.densities.fit_gaussian(sample(k_model, 2000))  # q, a Density
+    keys = jax.random.split(jax.random.key(0), 8)
+    k_base, k_model, k_data, k_loss, k_start, k_mcmc, k_ais, k_rev = keys
+    base = jebm.densities.fit_gaussian(sample(k_base, 2000))  # q, a Density
     net_fn, params = jebm.energies.mlp_energy(k_model, 2, hidden=(64, 64))
     energy_fn = jebm.energy.with_base(net_fn, base)  # E = MLP − log q
     objective = jebm.objectives.denoising_score_matching(energy_fn, sigma=0.1)
@@ -60,7 +61,7 @@ def main(argv=None):
                                       num_bridges=num_bridges, adapt_step_size=True)
         # Approximate model samples for reverse AIS: MALA chains started at data points.
         algorithm = jebm.samplers.mala(jebm.logdensity_fn(energy_fn, params), step_size=0.05)
-        chains = jebm.run_chains(k_mcmc, algorithm, sample(k_mcmc, num_chains),
+        chains = jebm.run_chains(k_mcmc, algorithm, sample(k_start, num_chains),
                                  mcmc_steps, keep_trace=False)
         reverse = jebm.evaluation.reverse_ais(k_rev, energy_fn, params, base,
                                               chains.state.position, num_bridges=num_bridges,
@@ -68,11 +69,12 @@ def main(argv=None):
         return log_z_grid, forward, reverse
 
     log_z_grid, forward, reverse = estimates(params)
-    print(f"forward AIS  log Z ≥ {float(forward.log_z):8.4f} ± {float(forward.log_z_stderr):.4f}"
-          f"  (ESS {float(forward.ess):.0f} of {num_chains})")
-    print(f"reverse AIS  log Z ≤ {float(reverse.log_z):8.4f} ± {float(reverse.log_z_stderr):.4f}"
-          f"  (ESS {float(reverse.ess):.0f})")
-    print(f"grid         log Z = {float(log_z_grid):8.4f}")
+    # The bounds hold in expectation: one run may cross by a few standard errors.
+    print(f"log Z  forward AIS (lower) {float(forward.log_z):7.4f} ± "
+          f"{float(forward.log_z_stderr):.4f}  ESS {float(forward.ess):.0f} of {num_chains}")
+    print(f"log Z  reverse AIS (upper) {float(reverse.log_z):7.4f} ± "
+          f"{float(reverse.log_z_stderr):.4f}  ESS {float(reverse.ess):.0f}")
+    print(f"log Z  grid quadrature     {float(log_z_grid):7.4f}")
     assert jnp.isfinite(forward.log_z) and jnp.isfinite(reverse.log_z)
 
 

@@ -72,7 +72,7 @@ def main(argv=None):
     @jax.jit
     def evaluate(params, x_test):
         log_z = jebm.evaluation.log_z_grid(energy_fn, params, low=(-6.0, -6.0),
-                                             high=(6.0, 6.0), num_points=grid)
+                                           high=(6.0, 6.0), num_points=grid)
         return jebm.evaluation.nll(energy_fn, params, x_test, log_z)
 
     est = evaluate(state.params, sample(k_test, 2000 if args.smoke else 20_000))

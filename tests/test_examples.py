@@ -38,3 +38,15 @@ def test_example_runs(script, tmp_path):
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert proc.stdout.strip(), f"{script.name} printed nothing"
     assert not list(tmp_path.iterdir()), f"{script.name} wrote files: {list(tmp_path.iterdir())}"
+
+
+def test_blackjax_example_skips_cleanly_without_blackjax(tmp_path):
+    hidden = tmp_path / "hide"  # a package that shadows blackjax and fails to import
+    (hidden / "blackjax").mkdir(parents=True)
+    (hidden / "blackjax" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    env = {**os.environ, "JEBM_SMOKE": "1", "JAX_PLATFORMS": "cpu"}
+    env["PYTHONPATH"] = os.pathsep.join([str(hidden), str(ROOT / "src")])
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "blackjax_negative_sampler.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping" in proc.stdout
