@@ -15,6 +15,7 @@ import argparse
 import os
 
 import jax
+import jax.numpy as jnp
 import optax
 
 import jebm
@@ -66,8 +67,9 @@ def main(argv=None):
 
     @jax.jit
     def mean_radius(key):
-        result = jebm.run_chains(key, algorithm, sample(key, 64), 50, keep_trace=False)
-        return jax.numpy.linalg.norm(result.state.position, axis=-1).mean()
+        k_start, k_run = jax.random.split(key)
+        result = jebm.run_chains(k_run, algorithm, sample(k_start, 64), 50, keep_trace=False)
+        return jnp.linalg.norm(result.state.position, axis=-1).mean()
 
     radius = mean_radius(jax.random.key(1))
     print(f"mean radius of 64 model draws {float(radius):.2f} (the data's modes sit at 2.83)")

@@ -46,12 +46,13 @@ def main(argv=None):
 
     @jax.jit
     def fill(key, image):  # num_repeats independent completions of one image
-        keys = jax.random.split(key, num_repeats)
         def one(k):
-            noise = jax.random.uniform(jax.random.fold_in(k, 1), (64,))
-            return jebm.tasks.inpaint(k, target.energy_fn, target.params, image, mask,
+            k_init, k_run = jax.random.split(k)
+            noise = jax.random.uniform(k_init, (64,))  # chains start from uniform noise
+            return jebm.tasks.inpaint(k_run, target.energy_fn, target.params, image, mask,
                                       sampler=sampler, num_steps=num_steps, init=noise)
-        return jax.vmap(one)(keys)
+
+        return jax.vmap(one)(jax.random.split(key, num_repeats))
 
     # The exact conditional mean μ_m + Σ_mo Σ_oo⁻¹ (x_o − μ_o) and covariance of the Gaussian.
     m, o = np.asarray(mask), ~np.asarray(mask)
