@@ -47,7 +47,7 @@ def main(argv=None):
     run = jebm.experiment.build_run(config, energy=energy)
     before = jebm.evaluation.summary(run, run.initial_state.params)
     # In memory: no workdir, so no checkpoints (pass a workdir for them and metrics.jsonl).
-    result = jebm.experiment.train_run(run, checkpoint_every=None)
+    result = jebm.experiment.train_run(run)  # no workdir: in memory, no checkpoints
     after = jebm.evaluation.summary(run, result.state.params)
     print(f"{config.objective.name} on {config.data.name}, {int(result.state.step)} updates")
     for name in ("test_nll", "entropy", "nll_minus_entropy"):

@@ -519,6 +519,8 @@ def train_run(run: Run, workdir: str | Path | None = None, *, progress: bool = F
         eval_fn=eval_fn, eval_every=tc.eval_every or None, log_every=tc.log_every,
         progress=progress,
         checkpoint_extra={"objective": cfg.objective.name, "data": cfg.data.name})
+    if workdir is None:  # in memory only: nothing to checkpoint
+        options["checkpoint_every"] = None
     options.update(loop_options)
     step = make_train_step(run.objective, run.optimizer)
     return train_loop(run.train_key, run.initial_state, step, run.data.sample,

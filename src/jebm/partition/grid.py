@@ -154,7 +154,13 @@ def log_z_grid(
 
     d = len(counts)
     dtype = jnp.result_type(float)  # float32 unless x64 is on
-    out = jax.eval_shape(energy_fn, params, jax.ShapeDtypeStruct((d,), dtype))
+    try:
+        out = jax.eval_shape(energy_fn, params, jax.ShapeDtypeStruct((d,), dtype))
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"energy_fn fails on one x of shape ({d},), the dimension of the box given by "
+            f"low/high ({d} entries; pass one bound per dimension, e.g. low=[-5, -5]): {err}"
+        ) from err
     if not hasattr(out, "shape") or out.shape != ():
         raise ValueError(
             f"energy_fn must return a scalar for one x of shape ({d},), got "
