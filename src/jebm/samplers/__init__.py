@@ -1,5 +1,12 @@
 """MCMC samplers with BlackJAX's ``SamplingAlgorithm`` contract."""
 
+from jebm.samplers.adaptation import (
+    DualAveragingState,
+    WarmupResult,
+    dual_averaging_init,
+    dual_averaging_update,
+    dual_averaging_warmup,
+)
 from jebm.samplers.annealed import (
     AnnealedLangevinInfo,
     AnnealedLangevinState,
@@ -34,4 +41,9 @@ __all__ = [
     "run_chains",
     "ChainResult",
     "RunningMoments",
+    "dual_averaging_warmup",
+    "dual_averaging_init",
+    "dual_averaging_update",
+    "DualAveragingState",
+    "WarmupResult",
 ]
