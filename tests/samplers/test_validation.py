@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jebm.samplers import annealed_langevin, hmc, mala, run_chains, rwmh, ula
+from jebm.samplers import annealed_langevin, hmc, mala, run_chains, rwmh, ula, underdamped_langevin
 
 LD = lambda x: -0.5 * jnp.sum(x**2)
 BAD_NUMBERS = [0.0, -0.1, float("nan"), float("inf"), True]
@@ -23,6 +23,7 @@ CONSTRUCTORS = {
     "hmc.divergence_threshold": lambda v: hmc(LD, 0.1, jnp.ones(2), 3, divergence_threshold=v),
     "ula.step_size": lambda v: ula(LD, v),
     "ula.clip_grad": lambda v: ula(LD, 0.1, clip_grad=v),
+    "underdamped_langevin.step_size": lambda v: underdamped_langevin(LD, v),
     "annealed_langevin.eps": lambda v: annealed_langevin(
         lambda x, s: LD(x), jnp.array([1.0, 0.5]), 2, v
     ),
@@ -60,6 +61,7 @@ TRACED = {
     "hmc-mass": lambda t: hmc(LD, 0.3, jnp.array([1.0, 1.0]) * t, 3),
     "ula": lambda t: ula(LD, t),
     "ula-clip": lambda t: ula(LD, 0.1, clip_grad=t),
+    "underdamped": lambda t: underdamped_langevin(LD, t),
 }
 
 
@@ -103,6 +105,7 @@ ALL = {
     "rwmh": lambda ld: rwmh(ld, 1.0),
     "hmc": lambda ld: hmc(ld, 0.5, jnp.ones(2), 3),
     "ula": lambda ld: ula(ld, 0.5),
+    "underdamped": lambda ld: underdamped_langevin(ld, 0.5),
 }
 
 
@@ -141,7 +144,7 @@ def test_nan_start_under_jit_shows_as_divergence(name):
     divergent = np.asarray(result.info.is_divergent)  # (20, 3) per-step 0/1
     stuck = np.asarray(result.trace)[:, 1, 0] > 0.5  # chain 1 still in the NaN region
     assert divergent[0, 1] == 1.0 and np.all(divergent[1:, 1][stuck[:-1]] == 1.0)
-    if name != "ula":
+    if name not in ("ula", "underdamped"):
         assert np.all(divergent[:, 1] == 1.0)
     assert np.mean(divergent[:, [0, 2]]) < 0.5
 
@@ -159,6 +162,7 @@ SCALAR = {
     "rwmh": lambda s: rwmh(LD, s),
     "hmc": lambda s: hmc(LD, s, jnp.ones(1), 3),
     "ula": lambda s: ula(LD, s),
+    "underdamped": lambda s: underdamped_langevin(LD, s),
 }
 
 

@@ -19,6 +19,11 @@ from jebm.samplers.mala import MALAInfo, MALAState, mala
 from jebm.samplers.runner import ChainResult, RunningMoments, run_chains
 from jebm.samplers.rwmh import RWMHInfo, RWMHState, rwmh
 from jebm.samplers.ula import ULAInfo, ULAState, ula
+from jebm.samplers.underdamped import (
+    UnderdampedLangevinInfo,
+    UnderdampedLangevinState,
+    underdamped_langevin,
+)
 
 __all__ = [
     "SamplingAlgorithm",
@@ -46,4 +51,7 @@ __all__ = [
     "dual_averaging_update",
     "DualAveragingState",
     "WarmupResult",
+    "underdamped_langevin",
+    "UnderdampedLangevinState",
+    "UnderdampedLangevinInfo",
 ]
