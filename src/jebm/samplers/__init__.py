@@ -18,6 +18,12 @@ from jebm.samplers.hmc import HMCInfo, HMCState, hmc
 from jebm.samplers.mala import MALAInfo, MALAState, mala
 from jebm.samplers.runner import ChainResult, RunningMoments, run_chains
 from jebm.samplers.rwmh import RWMHInfo, RWMHState, rwmh
+from jebm.samplers.tempering import (
+    TemperedInfo,
+    TemperedState,
+    cold_position,
+    parallel_tempering,
+)
 from jebm.samplers.ula import ULAInfo, ULAState, ula
 from jebm.samplers.underdamped import (
     UnderdampedLangevinInfo,
@@ -54,4 +60,8 @@ __all__ = [
     "underdamped_langevin",
     "UnderdampedLangevinState",
     "UnderdampedLangevinInfo",
+    "parallel_tempering",
+    "TemperedState",
+    "TemperedInfo",
+    "cold_position",
 ]
