@@ -10,7 +10,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jebm.samplers import annealed_langevin, hmc, mala, run_chains, rwmh, ula, underdamped_langevin
+from jebm.samplers import (
+    annealed_langevin,
+    hmc,
+    mala,
+    nuts,
+    run_chains,
+    rwmh,
+    ula,
+    underdamped_langevin,
+)
 
 LD = lambda x: -0.5 * jnp.sum(x**2)
 BAD_NUMBERS = [0.0, -0.1, float("nan"), float("inf"), True]
@@ -24,6 +33,7 @@ CONSTRUCTORS = {
     "ula.step_size": lambda v: ula(LD, v),
     "ula.clip_grad": lambda v: ula(LD, 0.1, clip_grad=v),
     "underdamped_langevin.step_size": lambda v: underdamped_langevin(LD, v),
+    "nuts.step_size": lambda v: nuts(LD, v, jnp.ones(2)),
     "annealed_langevin.eps": lambda v: annealed_langevin(
         lambda x, s: LD(x), jnp.array([1.0, 0.5]), 2, v
     ),
@@ -62,6 +72,7 @@ TRACED = {
     "ula": lambda t: ula(LD, t),
     "ula-clip": lambda t: ula(LD, 0.1, clip_grad=t),
     "underdamped": lambda t: underdamped_langevin(LD, t),
+    "nuts": lambda t: nuts(LD, t, jnp.ones(2)),
 }
 
 
@@ -82,7 +93,9 @@ def test_bad_traced_tunable_is_a_divergence(name, bad):
         np.testing.assert_array_equal(state.position, x0)
         assert bool(info.is_divergent)
         if hasattr(info, "acceptance_rate"):
-            assert float(info.acceptance_rate) == 0.0 and not bool(info.is_accepted)
+            assert float(info.acceptance_rate) == 0.0
+        if hasattr(info, "is_accepted"):  # (NUTS samples its trajectory: no such flag)
+            assert not bool(info.is_accepted)
     state, info = one_step(jnp.float32(0.2), jax.random.key(1))  # a good value still works
     assert not bool(info.is_divergent)
 
@@ -106,6 +119,7 @@ ALL = {
     "hmc": lambda ld: hmc(ld, 0.5, jnp.ones(2), 3),
     "ula": lambda ld: ula(ld, 0.5),
     "underdamped": lambda ld: underdamped_langevin(ld, 0.5),
+    "nuts": lambda ld: nuts(ld, 0.5, jnp.ones(2)),
 }
 
 
@@ -138,15 +152,16 @@ def test_nan_start_under_jit_shows_as_divergence(name):
     # run_chains cannot check a traced start; the kernels flag the bad chain (chain 1)
     # as divergent, and only that chain: the MH kernels at every step (the chain cannot
     # move), ULA (which ignores log p) at least until it has left the NaN region.
-    ld = lambda x: jnp.where(x[0] > 0.5, jnp.nan, -0.5 * jnp.sum(x**2))
-    x0 = jnp.zeros((3, 2)).at[1, 0].set(1.0)
+    # (The NaN region x₀ > 3 is rarely reached from 0, even by NUTS' long trajectories.)
+    ld = lambda x: jnp.where(x[0] > 3.0, jnp.nan, -0.5 * jnp.sum(x**2))
+    x0 = jnp.zeros((3, 2)).at[1, 0].set(3.5)
     result = jax.jit(lambda x: run_chains(jax.random.key(0), ALL[name](ld), x, 20))(x0)
     divergent = np.asarray(result.info.is_divergent)  # (20, 3) per-step 0/1
-    stuck = np.asarray(result.trace)[:, 1, 0] > 0.5  # chain 1 still in the NaN region
+    stuck = np.asarray(result.trace)[:, 1, 0] > 3.0  # chain 1 still in the NaN region
     assert divergent[0, 1] == 1.0 and np.all(divergent[1:, 1][stuck[:-1]] == 1.0)
     if name not in ("ula", "underdamped"):
         assert np.all(divergent[:, 1] == 1.0)
-    assert np.mean(divergent[:, [0, 2]]) < 0.5
+    assert np.mean(divergent[:, [0, 2]]) < 0.2
 
 
 @pytest.mark.parametrize("name", list(ALL))
@@ -163,6 +178,7 @@ SCALAR = {
     "hmc": lambda s: hmc(LD, s, jnp.ones(1), 3),
     "ula": lambda s: ula(LD, s),
     "underdamped": lambda s: underdamped_langevin(LD, s),
+    "nuts": lambda s: nuts(LD, s, jnp.ones(1)),
 }
 
 

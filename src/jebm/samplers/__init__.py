@@ -16,6 +16,7 @@ from jebm.samplers.annealed import (
 from jebm.samplers.base import SamplingAlgorithm
 from jebm.samplers.hmc import HMCInfo, HMCState, hmc
 from jebm.samplers.mala import MALAInfo, MALAState, mala
+from jebm.samplers.nuts import NUTSInfo, nuts
 from jebm.samplers.runner import ChainResult, RunningMoments, run_chains
 from jebm.samplers.rwmh import RWMHInfo, RWMHState, rwmh
 from jebm.samplers.tempering import (
@@ -64,4 +65,6 @@ __all__ = [
     "TemperedState",
     "TemperedInfo",
     "cold_position",
+    "nuts",
+    "NUTSInfo",
 ]
