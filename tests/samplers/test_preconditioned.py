@@ -43,14 +43,20 @@ def test_identity_preconditioner_is_plain_mala(inverse_mass_matrix):
     ids=["dense", "diag"],
 )
 def test_preconditioned_moments_on_a_stiff_gaussian(cov, inverse_mass_matrix):
-    # Mean and covariance within 5 between-chain SEs (64 independent chains started at
-    # exact draws; t with 63 dof, P(|t| > 5) ~ 5e-6 per entry, 6 entries); max_se keeps
-    # the test able to see a bias of ~0.05 in the unit-variance direction.
+    # Checked in whitened coordinates y = L⁻¹(x − μ), Σ = L Lᵀ, where the target is
+    # N(0, I): every direction has unit variance, so a bias in the stiff direction (sd
+    # 0.03 in x) is as visible as one in the wide direction. Mean and covariance of y
+    # within 5 between-chain SEs (64 independent chains from exact draws; t with 63 dof,
+    # P(|t| > 5) ~ 5e-6 per entry, 6 entries); max_se 0.05 keeps a 0.2 bias visible.
+    # (With the identity in place of M in the proposal density the stiff direction's
+    # variance comes out ~0.57: this test fails.)
     target, ld = _target(cov)
     x0 = initial_positions(target, jax.random.key(0), 64)
     alg = mala(ld, 0.5, inverse_mass_matrix)
     result = jax.jit(lambda key: run_chains(key, alg, x0, 600))(jax.random.key(1))
-    assert_moments(result.trace, MEAN, cov, num_se=5.0, max_se=0.05)
+    chol = np.linalg.cholesky(cov)
+    y = np.linalg.solve(chol, (np.asarray(result.trace, np.float64) - MEAN)[..., None])[..., 0]
+    assert_moments(y, np.zeros(2), np.eye(2), num_se=5.0, max_se=0.05)
     assert float(np.mean(result.info.acceptance_rate)) > 0.3
 
 
