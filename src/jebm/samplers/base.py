@@ -1,4 +1,4 @@
-"""The sampler contract shared by every jebm kernel (BlackJAX's, exactly).
+"""The sampler contract shared by every jebm kernel (BlackJAX's, field for field).
 
 An algorithm is ``SamplingAlgorithm(init, step)``:
 
@@ -146,7 +146,8 @@ def scalar_tunable(value, name: str) -> Array:
     if value.size != 1:
         raise ValueError(
             f"{name} must be a scalar (per chain: vmap the kernel over it), got shape "
-            f"{value.shape}. For per-dimension scales use inverse_mass_matrix."
+            f"{value.shape}. For per-dimension scales, MALA and HMC take an "
+            "inverse_mass_matrix."
         )
     return value.reshape(())
 
