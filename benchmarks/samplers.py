@@ -25,6 +25,7 @@ Writes ``benchmarks/results/samplers-<backend>.json`` and prints markdown tables
 
 import importlib
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from jebm.energies import gaussian_mixture  # noqa: E402
 from jebm.samplers.base import normal_and_uniform  # noqa: E402
 
 HMC_INTEGRATION_STEPS = 5
+PT_REPLICAS = 4  # PT runs num_chains // PT_REPLICAS chains of this many replicas
 
 
 # --------------------------------------------------------------------------- targets
@@ -51,14 +53,14 @@ def eight_gaussians():
     target = gaussian_mixture(means, 0.5 / np.sqrt(2.0))
     logdensity = lambda x: -target.energy_fn(target.params, x)
     # component sd 0.354: proposal sds of ~0.2-0.3 give MH acceptance in the usual ranges.
-    steps = {"ula": 0.005, "mala": 0.02, "rwmh": 0.3, "hmc": 0.1}
+    steps = {"ula": 0.005, "mala": 0.02, "rwmh": 0.3, "hmc": 0.1, "underdamped": 0.1}
     return logdensity, 2, steps
 
 
 def mlp_target():
     energy_fn, params = _make_mlp()
     logdensity = lambda x: -energy_fn(params, x)
-    steps = {"ula": 0.01, "mala": 0.05, "rwmh": 0.5, "hmc": 0.15}
+    steps = {"ula": 0.01, "mala": 0.05, "rwmh": 0.5, "hmc": 0.15, "underdamped": 0.15}
     return logdensity, 2, steps
 
 
@@ -151,7 +153,42 @@ def jebm_algorithms(logdensity, dim, steps) -> dict[str, tuple[object, int]]:
     if (hmc := _jebm_factory("hmc")) is not None:
         alg = hmc(logdensity, steps["hmc"], jnp.ones(dim), HMC_INTEGRATION_STEPS)
         algs["jebm HMC"] = (alg, HMC_INTEGRATION_STEPS)
+    if (underdamped := _jebm_module("underdamped")) is not None:
+        alg = underdamped.underdamped_langevin(logdensity, steps["underdamped"], 1.0)
+        algs["jebm underdamped (BAOAB)"] = (alg, 1)
     return algs
+
+
+def _jebm_module(name: str):
+    try:
+        return importlib.import_module(f"jebm.samplers.{name}")
+    except ImportError:
+        return None
+
+
+def pt_case(logdensity, steps, num_chains: int, num_steps: int) -> Callable | None:
+    """PT with PT_REPLICAS MALA replicas on num_chains // PT_REPLICAS chains.
+
+    Same number of replica-steps as ``num_chains`` MALA chains, so the ratio to
+    "jebm MALA" is the overhead of the ladder and the swaps.
+    """
+    tempering, mala_module = _jebm_module("tempering"), _jebm_module("mala")
+    if tempering is None or mala_module is None:
+        return None
+    betas = jnp.geomspace(1.0, 0.1, PT_REPLICAS)
+    alg = tempering.parallel_tempering(
+        logdensity, betas, mala_module.init, mala_module.build_kernel(), steps["mala"] / betas
+    )
+
+    def run(key, x0):
+        x = x0[: num_chains // PT_REPLICAS]
+        result = jebm.run_chains(
+            key, alg, x, num_steps, keep_trace=False, transform=tempering.cold_position
+        )
+        rate = jnp.mean(result.info.replica_info.acceptance_rate)
+        return result.state.replicas.position, result.moments.mean, rate
+
+    return run
 
 
 def blackjax_algorithms(logdensity, dim, steps) -> dict[str, tuple[object, int]]:
@@ -183,6 +220,9 @@ def sampler_cases(target: str, num_chains: int, num_steps: int):
         # Same kernel in BlackJAX's loop: separates kernel cost from runner cost.
         cases["jebm MALA (BlackJAX loop)"] = blackjax_loop_case(jebm_mala[0], num_steps, num_chains)
         evals["jebm MALA (BlackJAX loop)"] = 1
+    if (pt := pt_case(logdensity, steps, num_chains, num_steps)) is not None:
+        name = f"jebm PT ({PT_REPLICAS} MALA replicas x {num_chains // PT_REPLICAS} chains)"
+        cases[name], evals[name] = pt, 1
     for name, (alg, n) in blackjax_algorithms(logdensity, dim, steps).items():
         cases[name] = blackjax_loop_case(alg, num_steps, num_chains)
         evals[name] = n
@@ -295,6 +335,94 @@ def rng_cases(num_chains: int, num_steps: int, dim: int = 2):
     return cases
 
 
+# --------------------------------------------------------------------------- NUTS vs HMC
+
+
+def correlated_gaussian_20d():
+    """A 20-D Gaussian with a random rotation and variances 0.01 … 1 (condition 100)."""
+    rng = np.random.default_rng(20)
+    q, _ = np.linalg.qr(rng.normal(size=(20, 20)))
+    cov = (q * np.geomspace(0.01, 1.0, 20)) @ q.T
+    precision = jnp.asarray(np.linalg.inv(cov), jnp.float32)
+    chol = np.linalg.cholesky(cov).astype(np.float32)
+    return (lambda x: -0.5 * x @ precision @ x), cov, chol
+
+
+def nuts_section(num_chains: int, num_warmup: int, num_steps: int, hmc_lengths, repeats: int):
+    """ESS per gradient (and per second) of NUTS and HMC after the same warm-up.
+
+    Both tuned by ``dual_averaging_warmup`` (shared step size, target 0.8, identity
+    metric: the rotation defeats a diagonal one) from exact draws. ESS is the bulk ESS
+    of every coordinate (``jebm.diagnostics``), its minimum over coordinates reported.
+    Gradients: HMC pays L per chain-step; NUTS's *work* is its ``num_integration_steps``
+    summed over chains, but under ``vmap`` every chain waits for the longest trajectory,
+    so the *paid* count is the per-step maximum times the number of chains.
+    """
+    from jebm.diagnostics import effective_sample_size
+    from jebm.samplers.adaptation import dual_averaging_warmup
+
+    hmc_module, nuts_module = _jebm_module("hmc"), _jebm_module("nuts")
+    logdensity, cov, chol = correlated_gaussian_20d()
+    x0 = jax.random.normal(jax.random.key(3), (num_chains, 20)) @ jnp.asarray(chol).T
+    ones = jnp.ones(20)
+    variants = {f"HMC L={n}": (hmc_module, hmc_module.build_kernel(n), n) for n in hmc_lengths}
+    variants["NUTS"] = (nuts_module, nuts_module.build_kernel(), None)
+    out = {}
+    for name, (module, kernel, length) in variants.items():
+        warm = jax.jit(
+            lambda key, kernel=kernel, module=module: dual_averaging_warmup(
+                key, kernel, module.init, logdensity, x0, num_warmup,
+                target_acceptance=0.8, inverse_mass_matrix=ones,
+            )
+        )(jax.random.key(0))
+        step = jax.vmap(kernel, (0, 0, None, None, None))
+
+        def sample(key, states, step=step, step_size=warm.step_size, length=length):
+            def body(s, k):
+                s, info = step(jax.random.split(k, num_chains), s, logdensity, step_size, ones)
+                grads = getattr(info, "num_integration_steps", None)
+                grads = jnp.full((num_chains,), length) if grads is None else grads
+                return s, (s.position, grads, info.acceptance_rate)
+
+            return jax.lax.scan(body, states, jax.random.split(key, num_steps))[1]
+
+        compiled = jax.jit(sample).lower(jax.random.key(1), warm.state).compile()
+        jax.block_until_ready(compiled(jax.random.key(1), warm.state))
+        times = []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            trace, grads, rate = jax.block_until_ready(compiled(jax.random.key(1 + r), warm.state))
+            times.append(time.perf_counter() - t0)
+        ess = np.asarray(effective_sample_size(trace))  # (20,) over chains and draws
+        grads = np.asarray(grads)  # (num_steps, num_chains)
+        work = float(grads.sum())
+        paid = float(grads.max(axis=1).sum() * num_chains)
+        seconds = _common.median(times)
+        out[name] = {
+            "step_size": float(warm.step_size),
+            "mean_acceptance": float(np.mean(rate)),
+            "mean_grads_per_step": work / grads.size,
+            "min_ess": float(ess.min()),
+            "ess_per_1k_grads_work": 1e3 * float(ess.min()) / work,
+            "ess_per_1k_grads_paid": 1e3 * float(ess.min()) / paid,
+            "ess_per_s": float(ess.min()) / seconds,
+            "run_s": seconds,
+            "run_times_s": times,
+        }
+    return out
+
+
+def nuts_table(record: dict):
+    headers = ["sampler", "step size", "acceptance", "grads/step", "min ESS",
+               "ESS/1k grads (work)", "ESS/1k grads (paid under vmap)", "ESS/s"]  # fmt: skip
+    rows = [
+        [name, r["step_size"], r["mean_acceptance"], r["mean_grads_per_step"], r["min_ess"],
+         r["ess_per_1k_grads_work"], r["ess_per_1k_grads_paid"], r["ess_per_s"]]
+        for name, r in record.items()
+    ]  # fmt: skip
+    return headers, rows
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -337,6 +465,9 @@ def main(argv=None):
                 "us_per_step": us,
                 "ns_per_chain_step": 1e3 * us / num_chains,
                 "ratio_to_floor": _common.round_ratio(times, name, "floor"),
+                "ratio_to_jebm_mala": (
+                    _common.round_ratio(times, name, "jebm MALA") if "jebm MALA" in times else None
+                ),
                 "ratio_of_medians_to_floor": run_med[name] / base_run,
                 "ratio_of_minima_to_floor": _common.min_ratio(times, name, "floor"),
                 "min_us_per_step": 1e6 * min(times[name]) / num_steps,
@@ -353,6 +484,13 @@ def main(argv=None):
         results["samplers"][target] = record
         print(f"\n## {target}: {num_chains} chains x {num_steps} steps\n")
         print(_common.markdown_table(*sampler_table(record)))
+
+    if not args.skip_nuts and _jebm_module("nuts") is not None:
+        nuts_chains, nuts_steps = (64, 1000) if args.full else (32, 300)
+        results["nuts"] = nuts_section(nuts_chains, nuts_steps, nuts_steps, (5, 20), repeats)
+        print(f"\n## NUTS vs HMC: correlated 20-D Gaussian, {nuts_chains} chains x "
+              f"{nuts_steps} steps after {nuts_steps} warm-up steps\n")  # fmt: skip
+        print(_common.markdown_table(*nuts_table(results["nuts"])))
 
     if not args.skip_rng:
         cases = rng_cases(num_chains, num_steps)
@@ -388,12 +526,13 @@ def sampler_table(record: dict):
     nan = float("nan")
     rows = [
         [name, r["evals_per_step"], r["us_per_step"], r["ratio_to_floor"],
-         r["ratio_of_minima_to_floor"], r["compile_s"], r["compile_ratio_to_floor"],
+         r["ratio_of_minima_to_floor"], nan if r.get("ratio_to_jebm_mala") is None
+         else r["ratio_to_jebm_mala"], r["compile_s"], r["compile_ratio_to_floor"],
          nan if r["mean_acceptance"] is None else r["mean_acceptance"]]
         for name, r in record.items()
     ]  # fmt: skip
-    headers = ["case", "evals/step", "µs/step", "× floor", "× floor (min)", "compile s",
-               "compile × floor", "acceptance"]  # fmt: skip
+    headers = ["case", "evals/step", "µs/step", "× floor", "× floor (min)", "× jebm MALA",
+               "compile s", "compile × floor", "acceptance"]  # fmt: skip
     return headers, rows
 
 
@@ -418,6 +557,9 @@ def render_markdown(payload: dict) -> str:
     for target, record in res["samplers"].items():
         parts.append(f"#### {target}: {s['num_chains']} chains x {s['num_steps']} steps")
         parts.append(_common.markdown_table(*sampler_table(record)))
+    if res.get("nuts"):
+        parts.append("#### NUTS vs HMC: correlated 20-D Gaussian")
+        parts.append(_common.markdown_table(*nuts_table(res["nuts"])))
     if res.get("rng"):
         parts.append(f"#### randomness alone: {s['num_chains']} chains x {s['num_steps']} "
                      "steps, d=2")  # fmt: skip
@@ -431,6 +573,7 @@ def _add_arguments(parser):
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--compile-repeats", type=int, default=None, help="1 quick, 3 full")
     parser.add_argument("--skip-rng", action="store_true", help="skip the randomness section")
+    parser.add_argument("--skip-nuts", action="store_true", help="skip NUTS vs HMC")
 
 
 if __name__ == "__main__":

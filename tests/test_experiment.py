@@ -37,7 +37,7 @@ def test_registries_are_the_config_choice_lists():
         load_config(None, ["objective.name=bogus"])
     with pytest.raises(ValueError, match=r"data\.name must be one of"):
         load_config(None, ["data.name=bogus"])
-    assert set(SAMPLERS) == {"ula", "mala", "rwmh", "hmc"}
+    assert set(SAMPLERS) == {"ula", "mala", "rwmh", "hmc", "underdamped", "nuts"}
     assert not hasattr(config_module, "OBJECTIVES")  # one list, in the registry
 
 

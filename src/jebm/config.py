@@ -214,7 +214,7 @@ class SamplerConfig:
     """The MCMC kernel: negatives of cd/pcd, and ``jebm sample`` draws.
 
     Attributes:
-      name: ``ula``, ``mala``, ``rwmh`` or ``hmc``.
+      name: ``ula``, ``mala``, ``rwmh``, ``hmc``, ``underdamped`` or ``nuts`` (BlackJAX).
       num_steps: transitions per update (cd/pcd).
       step_size: the step size (ULA/MALA ``h``, RWMH proposal scale, HMC leapfrog step).
       noise_scale: ula only: ``None`` for the exact Langevin noise ``√(2h)``, else σ
@@ -223,6 +223,8 @@ class SamplerConfig:
       bounds: ula only: ``[low, high]``, clamp every coordinate of each new state to
         this box (e.g. ``[0, 1]``, the pixel range); ``None`` off.
       num_integration_steps: hmc: leapfrog steps per transition.
+      friction: underdamped: the friction ``γ`` (``exp(−γh)`` of the momentum is kept
+        each step; 0 is Hamiltonian dynamics with full momentum refresh never).
     """
 
     _section: ClassVar[str] = "sampler"
@@ -233,9 +235,11 @@ class SamplerConfig:
     clip_grad: float | None = None
     bounds: tuple[float, ...] | None = None
     num_integration_steps: int = 5
+    friction: float = 1.0
 
     def __post_init__(self):
         _choice(self, "name", _registry("SAMPLERS"))
+        _positive(self, "friction", allow_zero=True)
         _positive(self, "num_steps", "step_size", "noise_scale", "clip_grad",
                   "num_integration_steps")
         if self.bounds is not None:

@@ -102,6 +102,7 @@ def _ula_vars(h):
 
 PYTREE_CASES = {
     "mala": (lambda: mala(_tree_ld, 0.2), VARS, 800),
+    "mala-preconditioned": (lambda: mala(_tree_ld, 0.5, jnp.array([0.5, 2.0, 0.25])), VARS, 600),
     "rwmh": (lambda: rwmh(_tree_ld, {"a": jnp.array([0.9, 1.8]), "b": 0.6}), VARS, 1500),
     "hmc": (lambda: hmc(_tree_ld, 0.3, jnp.array([0.5, 2.0, 0.25]), 5), VARS, 300),
     "hmc-dense": (lambda: hmc(_tree_ld, 0.3, jnp.diag(jnp.array([0.5, 2.0, 0.25])), 5), VARS, 300),

@@ -1,7 +1,7 @@
 """Training objectives for energy-based models, all on the :class:`Objective` contract."""
 
 from jebm.objectives.base import Objective, stateless
-from jebm.objectives.contrastive import cd, cd_loss, pcd, pcd_loss
+from jebm.objectives.contrastive import AdaptiveStepState, cd, cd_loss, pcd, pcd_loss
 from jebm.objectives.discrete import (
     pseudo_likelihood,
     pseudo_likelihood_loss,
@@ -32,6 +32,7 @@ __all__ = [
     "cd_loss",
     "pcd",
     "pcd_loss",
+    "AdaptiveStepState",
     "ReplayBuffer",
     "init_replay_buffer",
     "sample_replay_buffer",

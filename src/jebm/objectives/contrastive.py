@@ -18,7 +18,17 @@ correction) are options of that factory. The chains run on
 * Persistent CD (:func:`pcd_loss`) starts them from a replay buffer carried in the
   objective state (see :mod:`jebm.objectives.replay`) and writes them back.
 
-Opt-in extras, both off by default:
+Opt-in extras, all off by default:
+
+* ``target_acceptance=δ`` (PCD only) adapts the sampler's step size *during training*
+  towards mean acceptance ``δ``: the log step size is a traced value in the objective
+  state (:class:`AdaptiveStepState`), updated after every loss evaluation by the
+  Robbins–Monro step ``log h ← log h + rate · (ᾱ − δ)`` (ᾱ the mean acceptance of that
+  evaluation's chains), so a changing step never recompiles. A constant rate (not dual
+  averaging's decaying one) is used because the model, and with it the right step size,
+  keeps changing. The sampler factory is called as ``sampler(logdensity_fn,
+  step_size=h)``, so ``functools.partial(jebm.samplers.mala, step_size=h0)`` works and
+  ``h0`` is the initial value.
 
 * ``energy_l2 = α > 0`` adds ``α (mean E(x⁺)² + mean E(x⁻)²)`` (Du & Mordatch 2019),
   which keeps energies near zero.
@@ -50,11 +60,12 @@ References:
 """
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jebm._validate import check_float, check_int
+from jebm._validate import check_float, check_int, is_static_number
 from jebm.densities import Density
 from jebm.energy import batch_energy, logdensity_fn
 from jebm.objectives.base import Objective, num_rows, stateless
@@ -69,9 +80,34 @@ from jebm.samplers.base import SamplingAlgorithm
 from jebm.samplers.runner import run_chains
 from jebm.types import Array, ArrayTree, EnergyFn, LogDensityFn, PRNGKey, PyTree
 
-__all__ = ["cd_loss", "cd", "pcd_loss", "pcd"]
+__all__ = ["cd_loss", "cd", "pcd_loss", "pcd", "AdaptiveStepState"]
 
 SamplerFactory = Callable[[LogDensityFn], SamplingAlgorithm]
+
+
+class AdaptiveStepState(NamedTuple):
+    """PCD state with an adapted step size (``pcd(..., target_acceptance=δ)``)."""
+
+    buffer: ReplayBuffer
+    log_step_size: Array  # float32 scalar: log h, updated after every loss evaluation
+
+
+def _check_adaptation(sampler, target_acceptance, adaptation_rate, initial_step_size):
+    """The initial step size (from the argument or the partial's ``step_size``), or None."""
+    if target_acceptance is None:
+        return None
+    target = check_float("target_acceptance", target_acceptance)
+    if is_static_number(target) and not target < 1.0:
+        raise ValueError(f"target_acceptance must be in (0, 1), got {target_acceptance!r}.")
+    check_float("adaptation_rate", adaptation_rate)
+    if initial_step_size is None:
+        initial_step_size = getattr(sampler, "keywords", {}).get("step_size")
+    if initial_step_size is None:
+        raise ValueError(
+            "target_acceptance needs an initial step size: pass initial_step_size, or a "
+            "sampler such as functools.partial(jebm.samplers.mala, step_size=0.05)."
+        )
+    return check_float("initial_step_size", initial_step_size)
 
 
 def _is_concrete(value) -> bool:
@@ -301,7 +337,9 @@ def pcd_loss(
     pathwise: bool = False,
     kl_weight: float | Array = 1.0,
     energy_l2: float | Array = 0.0,
-) -> tuple[Array, tuple[dict[str, Array], ReplayBuffer]]:
+    target_acceptance: float | Array | None = None,
+    adaptation_rate: float | Array = 0.05,
+) -> tuple[Array, tuple[dict[str, Array], ReplayBuffer | AdaptiveStepState]]:
     """Persistent CD: negatives from chains kept in a replay buffer between steps.
 
     Draws ``num_chains`` distinct buffer entries, re-initialises each with
@@ -325,10 +363,16 @@ def pcd_loss(
       pathwise: add the KL term of Du et al. (2021), see :func:`cd_loss`.
       kl_weight: weight of the KL term (only with ``pathwise``; setting it otherwise raises).
       energy_l2: weight ``α`` of ``α (mean E⁺² + mean E⁻²)``; 0 (off) by default.
+      target_acceptance: if not ``None``, adapt the step size towards this mean
+        acceptance; ``state`` is then an :class:`AdaptiveStepState` and ``sampler`` is
+        called as ``sampler(logdensity_fn, step_size=h)`` (a sampler whose info has
+        ``acceptance_rate``: MALA, HMC, RWMH, …).
+      adaptation_rate: the constant Robbins–Monro rate on ``log h``.
 
     Returns:
       ``(loss, (metrics, new_state))``: the :class:`~jebm.objectives.base.Objective`
-      signature. Metrics are those of :func:`cd_loss` plus ``reinit_fraction``.
+      signature. Metrics are those of :func:`cd_loss` plus ``reinit_fraction`` (and
+      ``sampler/step_size``, the step used, when adapting).
 
     References:
       Tieleman (2008); Du and Mordatch (2019).
@@ -336,13 +380,23 @@ def pcd_loss(
     _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2)
     if _is_concrete(reinit_prob) and not 0.0 <= float(reinit_prob) <= 1.0:
         raise ValueError(f"reinit_prob must be in [0, 1], got {reinit_prob!r}.")
-    if not isinstance(state, ReplayBuffer):
-        raise ValueError(f"pcd_loss needs a ReplayBuffer state, got {type(state).__name__}.")
+    adapting = target_acceptance is not None
+    expected = AdaptiveStepState if adapting else ReplayBuffer
+    if not isinstance(state, expected):
+        raise ValueError(
+            f"pcd_loss needs a {expected.__name__} state"
+            f"{' (target_acceptance is set)' if adapting else ''}, got {type(state).__name__}."
+        )
+    buffer = state.buffer if adapting else state
+    if adapting:
+        step_size = jnp.exp(jax.lax.stop_gradient(state.log_step_size))
+        factory = sampler
+        sampler = lambda ld: factory(ld, step_size=step_size)  # noqa: E731
     num_chains = num_rows(batch) if num_chains is None else num_chains
-    init_density = _uniform_like(state.samples) if init_density is None else init_density
+    init_density = _uniform_like(buffer.samples) if init_density is None else init_density
     k_buffer, k_chains = jax.random.split(key)
     positions, indices, reinit = sample_replay_buffer(
-        k_buffer, state, num_chains, reinit_prob=reinit_prob, init_density=init_density
+        k_buffer, buffer, num_chains, reinit_prob=reinit_prob, init_density=init_density
     )
     negatives, live, sampler_metrics = _negatives(
         k_chains,
@@ -359,7 +413,18 @@ def pcd_loss(
     )
     reinit_fraction = jnp.mean(reinit.astype(jnp.float32))
     metrics = {**metrics, **sampler_metrics, "reinit_fraction": reinit_fraction}
-    return loss, (metrics, update_replay_buffer(state, indices, negatives))
+    new_buffer = update_replay_buffer(buffer, indices, negatives)
+    if not adapting:
+        return loss, (metrics, new_buffer)
+    if "sampler/acceptance_rate" not in metrics:
+        raise ValueError(
+            "target_acceptance needs a sampler whose info has acceptance_rate (MALA, HMC, "
+            "RWMH, ...); this one has none."
+        )
+    rate = jax.lax.stop_gradient(metrics["sampler/acceptance_rate"])
+    log_step = state.log_step_size + adaptation_rate * (rate - target_acceptance)
+    metrics["sampler/step_size"] = step_size
+    return loss, (metrics, AdaptiveStepState(new_buffer, log_step.astype(jnp.float32)))
 
 
 def pcd(
@@ -374,12 +439,17 @@ def pcd(
     pathwise: bool = False,
     kl_weight: float | Array = 1.0,
     energy_l2: float | Array = 0.0,
+    target_acceptance: float | None = None,
+    adaptation_rate: float = 0.05,
+    initial_step_size: float | None = None,
 ) -> Objective:
     """Persistent CD as an :class:`~jebm.objectives.base.Objective`; see :func:`pcd_loss`.
 
     ``init(key, batch)`` fills a buffer of ``buffer_size`` entries from
     ``init_density`` (default uniform on ``[-1, 1]`` with the batch's event shape and
-    dtype); the buffer is the objective state.
+    dtype); the buffer is the objective state. With ``target_acceptance`` the state is
+    an :class:`AdaptiveStepState` (the buffer and ``log h``, starting at
+    ``initial_step_size``, default the sampler partial's ``step_size``).
 
     Examples:
       >>> import functools, jax, jax.numpy as jnp
@@ -397,10 +467,14 @@ def pcd(
     valid_chains = isinstance(num_chains, int) and 1 <= num_chains <= buffer_size
     if num_chains is not None and not valid_chains:
         raise ValueError(f"num_chains must be an int in [1, buffer_size], got {num_chains!r}.")
+    initial = _check_adaptation(sampler, target_acceptance, adaptation_rate, initial_step_size)
 
-    def init(key: PRNGKey, batch: ArrayTree) -> ReplayBuffer:
+    def init(key: PRNGKey, batch: ArrayTree) -> ReplayBuffer | AdaptiveStepState:
         base = _uniform_like(batch) if init_density is None else init_density
-        return init_replay_buffer(key, base, buffer_size)
+        buffer = init_replay_buffer(key, base, buffer_size)
+        if initial is None:
+            return buffer
+        return AdaptiveStepState(buffer, jnp.log(jnp.float32(initial)))
 
     def loss(params, key, batch, state):
         return pcd_loss(
@@ -417,6 +491,8 @@ def pcd(
             pathwise=pathwise,
             kl_weight=kl_weight,
             energy_l2=energy_l2,
+            target_acceptance=target_acceptance,
+            adaptation_rate=adaptation_rate,
         )
 
     return Objective(init=init, loss=loss)

@@ -1,5 +1,12 @@
 """MCMC samplers with BlackJAX's ``SamplingAlgorithm`` contract."""
 
+from jebm.samplers.adaptation import (
+    DualAveragingState,
+    WarmupResult,
+    dual_averaging_init,
+    dual_averaging_update,
+    dual_averaging_warmup,
+)
 from jebm.samplers.annealed import (
     AnnealedLangevinInfo,
     AnnealedLangevinState,
@@ -18,10 +25,22 @@ from jebm.samplers.discrete import (
 )
 from jebm.samplers.hmc import HMCInfo, HMCState, hmc
 from jebm.samplers.mala import MALAInfo, MALAState, mala
+from jebm.samplers.nuts import NUTSInfo, nuts
 from jebm.samplers.registry import SAMPLERS, TARGET_ACCEPTANCE, by_name
 from jebm.samplers.runner import ChainResult, RunningMoments, run_chains, run_chains_chunked
 from jebm.samplers.rwmh import RWMHInfo, RWMHState, rwmh
+from jebm.samplers.tempering import (
+    TemperedInfo,
+    TemperedState,
+    cold_position,
+    parallel_tempering,
+)
 from jebm.samplers.ula import ULAInfo, ULAState, ula
+from jebm.samplers.underdamped import (
+    UnderdampedLangevinInfo,
+    UnderdampedLangevinState,
+    underdamped_langevin,
+)
 
 __all__ = [
     "SamplingAlgorithm",
@@ -55,4 +74,18 @@ __all__ = [
     "GWGState",
     "BlockGibbsState",
     "BlockGibbsInfo",
+    "dual_averaging_warmup",
+    "dual_averaging_init",
+    "dual_averaging_update",
+    "DualAveragingState",
+    "WarmupResult",
+    "underdamped_langevin",
+    "UnderdampedLangevinState",
+    "UnderdampedLangevinInfo",
+    "parallel_tempering",
+    "TemperedState",
+    "TemperedInfo",
+    "cold_position",
+    "nuts",
+    "NUTSInfo",
 ]

@@ -29,7 +29,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
 
-from jebm.samplers.base import SamplingAlgorithm, normal_like
+from jebm._validate import check_float, check_int
+from jebm.samplers.base import (
+    SamplingAlgorithm,
+    logdensity_and_grad,
+    normal_like,
+    strong_dtype,
+    tree_all_finite,
+    tunables_valid,
+)
 from jebm.types import Array, ArrayTree, PRNGKey
 
 __all__ = [
@@ -52,11 +60,12 @@ class AnnealedLangevinInfo(NamedTuple):
     level: Array  # the noise level index used by this step
     sigma: Array
     step_size: Array  # α_i
+    is_divergent: Array  # non-finite new position or bad traced eps/sigma: step not taken
 
 
 def init(position: ArrayTree) -> AnnealedLangevinState:
     """A state at step 0 (the largest noise level)."""
-    return AnnealedLangevinState(position, jnp.zeros((), jnp.int32))
+    return AnnealedLangevinState(strong_dtype(position), jnp.zeros((), jnp.int32))
 
 
 def build_kernel(num_steps_per_level: int):
@@ -65,8 +74,7 @@ def build_kernel(num_steps_per_level: int):
     ``logdensity_fn(x, sigma)`` is the noise-conditional log-density; ``sigmas`` (the
     decreasing ladder, shape ``(L,)``) and ``eps`` are traced.
     """
-    if not isinstance(num_steps_per_level, int) or num_steps_per_level < 1:
-        raise ValueError(f"num_steps_per_level must be an int >= 1, got {num_steps_per_level!r}.")
+    num_steps_per_level = check_int("num_steps_per_level", num_steps_per_level)
 
     def kernel(
         key: PRNGKey,
@@ -78,13 +86,15 @@ def build_kernel(num_steps_per_level: int):
         level = jnp.minimum(state.step // num_steps_per_level, sigmas.shape[0] - 1)
         sigma = sigmas[level]
         alpha = eps * (sigma / sigmas[-1]) ** 2
-        grad = jax.grad(logdensity_fn)(state.position, sigma)
+        _, grad = logdensity_and_grad(lambda x: logdensity_fn(x, sigma), state.position)
         noise = normal_like(key, state.position)
         position = jax.tree.map(
             lambda x, g, z: x + 0.5 * alpha * g + jnp.sqrt(alpha) * z, state.position, grad, noise
         )
+        valid = tree_all_finite(position) & tunables_valid(eps, sigmas)
+        position = jax.tree.map(lambda a, b: jnp.where(valid, a, b), position, state.position)
         new_state = AnnealedLangevinState(position, state.step + 1)
-        return new_state, AnnealedLangevinInfo(level, sigma, alpha)
+        return new_state, AnnealedLangevinInfo(level, sigma, alpha, ~valid)
 
     return kernel
 
@@ -104,10 +114,15 @@ def annealed_langevin(
       sigmas: the noise ladder ``σ₁ > … > σ_L`` (traced; checked when concrete).
       num_steps_per_level: ``T`` Langevin steps per level (static).
       eps: ``ε``, the step size at the last level; level ``i`` uses ``ε σ_i² / σ_L²``.
+        A Python number is checked here (finite, > 0); a traced value that is not, or a
+        step to a non-finite position, is not taken and sets ``info.is_divergent``.
 
     Returns:
       ``SamplingAlgorithm(init, step)``; run it for ``len(sigmas) * num_steps_per_level``
       steps, e.g. with :func:`jebm.samplers.runner.run_chains`.
+
+    Raises:
+      ValueError: for a bad ladder, ``num_steps_per_level`` or Python-number ``eps``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -130,9 +145,10 @@ def annealed_langevin(
         s = np.asarray(sigmas)
         if np.any(s <= 0) or np.any(np.diff(s) > 0):
             raise ValueError(f"sigmas must be positive and non-increasing, got {s}.")
+    eps = check_float("eps", eps)
     kernel = build_kernel(num_steps_per_level)
     eps = jnp.asarray(eps, jnp.float32)
     return SamplingAlgorithm(
         init=init,
-        step=lambda key, state: kernel(key, state, logdensity_fn, sigmas, eps),
+        step=lambda rng_key, state: kernel(rng_key, state, logdensity_fn, sigmas, eps),
     )

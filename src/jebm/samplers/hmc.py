@@ -32,7 +32,17 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jebm.samplers.base import SamplingAlgorithm, metropolis_select, normal_and_uniform
+from jebm._validate import check_float, check_int
+from jebm.samplers.base import (
+    SamplingAlgorithm,
+    logdensity_and_grad,
+    mass_matrix,
+    metropolis_select,
+    normal_and_uniform,
+    scalar_tunable,
+    strong_dtype,
+    tunables_valid,
+)
 from jebm.types import Array, ArrayTree, LogDensityFn, PRNGKey
 
 __all__ = ["HMCState", "HMCInfo", "init", "build_kernel", "hmc"]
@@ -52,36 +62,9 @@ class HMCInfo(NamedTuple):
 
 
 def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> HMCState:
-    logdensity, grad = jax.value_and_grad(logdensity_fn)(position)
+    position = strong_dtype(position)
+    logdensity, grad = logdensity_and_grad(logdensity_fn, position)
     return HMCState(position, logdensity, grad)
-
-
-def _mass_ops(inverse_mass_matrix: Array, dim: int):
-    """Return ``(sample_momentum, velocity)`` for a diagonal or dense ``M⁻¹``."""
-    inv_mass = jnp.asarray(inverse_mass_matrix)
-    if inv_mass.shape == (dim,):
-
-        def sample_momentum(z):
-            return z / jnp.sqrt(inv_mass)  # Var = 1 / M⁻¹ = M
-
-        def velocity(r):
-            return inv_mass * r
-
-    elif inv_mass.shape == (dim, dim):
-        chol = jnp.linalg.cholesky(inv_mass)  # M⁻¹ = L Lᵀ, so M = L⁻ᵀ L⁻¹
-
-        def sample_momentum(z):
-            return jax.scipy.linalg.solve_triangular(chol.T, z, lower=False)  # Cov = M
-
-        def velocity(r):
-            return inv_mass @ r
-
-    else:
-        raise ValueError(
-            f"inverse_mass_matrix must have shape ({dim},) (diagonal) or ({dim}, {dim}) "
-            f"(dense) for a position with {dim} elements, got {inv_mass.shape}."
-        )
-    return sample_momentum, velocity
 
 
 def build_kernel(num_integration_steps: int, divergence_threshold: float = 1000.0):
@@ -92,12 +75,11 @@ def build_kernel(num_integration_steps: int, divergence_threshold: float = 1000.
       divergence_threshold: an energy error ΔH above this marks a divergence.
 
     Raises:
-      ValueError: if ``num_integration_steps`` is not a positive int.
+      ValueError: if ``num_integration_steps`` is not a positive int, or
+        ``divergence_threshold`` not a finite positive number.
     """
-    if not isinstance(num_integration_steps, int) or num_integration_steps < 1:
-        raise ValueError(
-            f"num_integration_steps must be an int >= 1, got {num_integration_steps!r}."
-        )
+    num_integration_steps = check_int("num_integration_steps", num_integration_steps)
+    divergence_threshold = check_float("divergence_threshold", divergence_threshold)
 
     def kernel(
         key: PRNGKey,
@@ -106,12 +88,18 @@ def build_kernel(num_integration_steps: int, divergence_threshold: float = 1000.
         step_size: Array,
         inverse_mass_matrix: Array,
     ) -> tuple[HMCState, HMCInfo]:
+        step_size = scalar_tunable(step_size, "step_size")
         x0, unravel = ravel_pytree(state.position)
         g0, _ = ravel_pytree(state.logdensity_grad)
-        sample_momentum, velocity = _mass_ops(inverse_mass_matrix, x0.size)
+        metric = mass_matrix(inverse_mass_matrix, x0.size)
+        velocity = metric.inverse
         noise, log_u = normal_and_uniform(key, state.position)
-        r0 = sample_momentum(ravel_pytree(noise)[0])
-        flat_value_and_grad = jax.value_and_grad(lambda x: logdensity_fn(unravel(x)))
+        r0 = metric.sample_momentum(ravel_pytree(noise)[0])
+
+        def flat_value_and_grad(x):
+            logdensity, grad = logdensity_and_grad(logdensity_fn, unravel(x))
+            return logdensity, ravel_pytree(grad)[0]
+
         half = 0.5 * step_size
 
         def leapfrog(carry, _):
@@ -128,7 +116,8 @@ def build_kernel(num_integration_steps: int, divergence_threshold: float = 1000.
         kinetic = 0.5 * jnp.vdot(r, velocity(r))
         energy_error = (-logdensity + kinetic) - (-state.logdensity + kinetic0)
         finite = jnp.isfinite(energy_error) & jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(g))
-        divergent = ~finite | (energy_error > divergence_threshold)
+        ok = finite & jnp.isfinite(state.logdensity) & tunables_valid(step_size) & metric.valid
+        divergent = ~ok | (energy_error > divergence_threshold)
         log_ratio = -energy_error
         proposal = HMCState(unravel(x), logdensity, unravel(g))
         new_state, rate, accept = metropolis_select(
@@ -151,7 +140,9 @@ def hmc(
 
     Args:
       logdensity_fn: ``x ↦ log p(x)`` up to a constant (``−E`` for an energy).
-      step_size: leapfrog step ``ε``; may be a traced array.
+      step_size: leapfrog step ``ε``; a Python number is checked here (finite, > 0),
+        a traced one that is not gives a divergence at run time; a size-1 array (as
+        BlackJAX allows) is taken as the scalar.
       inverse_mass_matrix: ``M⁻¹`` over the flattened position, shape ``(d,)``
         (diagonal) or ``(d, d)`` (dense); may be traced. A good choice is the
         target covariance.
@@ -160,7 +151,11 @@ def hmc(
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)`` ignores
-      the key (it is accepted for BlackJAX compatibility).
+      the key (it is accepted for BlackJAX compatibility); ``step(rng_key, state)``.
+
+    Raises:
+      ValueError: for a Python-number ``step_size`` or ``divergence_threshold`` that is
+        not finite and positive, or a bad ``num_integration_steps``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -174,8 +169,12 @@ def hmc(
     References:
       Duane et al. (1987); Neal (2011); see the module docstring.
     """
+    step_size = check_float("step_size", step_size)
     kernel = build_kernel(num_integration_steps, divergence_threshold)
+
+    def step(rng_key: PRNGKey, state: HMCState) -> tuple[HMCState, HMCInfo]:
+        return kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix)
+
     return SamplingAlgorithm(
-        init=lambda position, rng_key=None: init(position, logdensity_fn),
-        step=lambda key, state: kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix),
+        init=lambda position, rng_key=None: init(position, logdensity_fn), step=step
     )

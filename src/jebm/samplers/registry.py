@@ -22,8 +22,10 @@ import jax.numpy as jnp
 from jebm.samplers.base import SamplingAlgorithm
 from jebm.samplers.hmc import hmc
 from jebm.samplers.mala import mala
+from jebm.samplers.nuts import nuts
 from jebm.samplers.rwmh import rwmh
 from jebm.samplers.ula import ula
+from jebm.samplers.underdamped import underdamped_langevin
 from jebm.types import LogDensityFn
 
 __all__ = ["SAMPLERS", "TARGET_ACCEPTANCE", "by_name"]
@@ -36,28 +38,37 @@ def _hmc(logdensity_fn, step_size, num_integration_steps=5, *, event_shape):
     return hmc(logdensity_fn, step_size, inverse_mass_matrix, num_integration_steps)
 
 
+def _nuts(logdensity_fn, step_size, *, event_shape):
+    return nuts(logdensity_fn, step_size, jnp.ones(math.prod(event_shape), jnp.float32))
+
+
 # name -> (constructor(logdensity_fn, **tunables), tunables it takes, needs event_shape)
 SAMPLERS: dict[str, tuple[Callable, tuple[str, ...], bool]] = {
     "ula": (ula, ("step_size", "noise_scale", "clip_grad", "bounds"), False),
     "mala": (mala, ("step_size",), False),
     "rwmh": (rwmh, ("step_size",), False),
     "hmc": (_hmc, ("step_size", "num_integration_steps"), True),
+    "underdamped": (underdamped_langevin, ("step_size", "friction"), False),
+    "nuts": (_nuts, ("step_size",), True),  # BlackJAX's NUTS behind jebm's contract
 }
 
 # Acceptance targets for step-size adaptation: MALA's optimal-scaling 0.574 (Roberts and
 # Rosenthal, 1998), HMC's 0.65 (Beskos et al., 2013), RWMH's 0.234 (Roberts et al., 1997).
-TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.65, "rwmh": 0.234}
+TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.65, "rwmh": 0.234, "nuts": 0.8}
 
 
 def by_name(name: str, event_shape: Sequence[int], **tunables) -> SamplerFactory:
     """``factory(logdensity_fn, **overrides) -> SamplingAlgorithm`` for the sampler ``name``.
 
     Args:
-      name: one of :data:`SAMPLERS` (``ula``, ``mala``, ``rwmh``, ``hmc``).
+      name: one of :data:`SAMPLERS` (``ula``, ``mala``, ``rwmh``, ``hmc``,
+        ``underdamped``, ``nuts``; NUTS needs BlackJAX). Parallel tempering wraps one of
+        these and is built directly (:func:`jebm.samplers.parallel_tempering`).
       event_shape: the shape of one position.
       **tunables: the sampler's keyword tunables (``step_size``, ``noise_scale``,
-        ``clip_grad``, ``bounds``, ``num_integration_steps``). A tunable the sampler does
-        not take must be ``None`` (so one config section serves every sampler).
+        ``clip_grad``, ``bounds``, ``num_integration_steps``, ``friction``). A tunable
+        the sampler does not take must be ``None`` (so one config section serves every
+        sampler).
 
     Returns:
       The factory; keyword overrides replace bound tunables.

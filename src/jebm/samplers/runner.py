@@ -6,6 +6,11 @@ of ``thin`` steps (booleans become rates), so memory stays proportional to
 ``num_kept``. With ``keep_trace=False`` only running per-chain moments of the kept
 draws are carried, and memory is flat in ``num_steps``.
 
+A chain whose initial log-density is not finite is refused with an error when the
+positions are concrete. Under ``jit`` they are not, so that check cannot run; every jebm
+kernel then reports such a chain as divergent at every step (``info.is_divergent`` is 1
+for it), which is how a NaN start shows up in a jitted run.
+
 Keys: step ``t`` of chain ``c`` uses ``fold_in(fold_in(key, t), c)``-equivalent keys,
 made as ``split(fold_in(key, t), num_chains)``, so a run resumed at step ``t`` replays
 the same stream.
@@ -55,10 +60,19 @@ class ChainResult(NamedTuple):
     moments: RunningMoments  # per-chain moments of the kept draws
 
 
-def _check_positions(initial_positions: ArrayTree) -> int:
+def _check_positions(initial_positions: ArrayTree, raw: bool = True) -> int:
     leaves = jax.tree.leaves(initial_positions)
     if not leaves:
         raise ValueError("initial_positions is empty.")
+    if raw and len(leaves) == 1 and jnp.ndim(leaves[0]) == 1 and leaves[0] is initial_positions:
+        n = jnp.shape(leaves[0])[0]
+        raise ValueError(
+            f"initial_positions has shape ({n},), which is ambiguous: run_chains needs a "
+            "leading chain axis, (num_chains, *event). For one chain of this position "
+            f"pass x[None] (shape (1, {n})); for many chains pass an array of shape "
+            f"(num_chains, {n}). For {n} chains of a scalar, pass initialised states: "
+            "run_chains(key, alg, jax.vmap(alg.init)(x), ...)."
+        )
     sizes = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
     if None in sizes or len(sizes) != 1:
         raise ValueError(
@@ -100,7 +114,8 @@ def run_chains(
       key: PRNG key for the whole run.
       algorithm: any ``SamplingAlgorithm`` (jebm or BlackJAX).
       initial_positions: pytree with leaves ``(num_chains, *event)``, or already
-        initialised states (anything with a ``position`` field).
+        initialised states (anything with a ``position`` field). A bare rank-1 array
+        is refused as ambiguous (``x[None]`` is one chain of ``x``).
       num_steps: total number of steps (static).
       thin: keep every ``thin``-th draw after burn-in (static).
       burn_in: steps discarded before the first kept draw (static).
@@ -110,6 +125,10 @@ def run_chains(
 
     Returns:
       A :class:`ChainResult`.
+
+    Raises:
+      ValueError: for bad counts, positions without a shared chain axis, a bare rank-1
+        position array, or (when concrete) a non-finite initial log-density.
     """
     checks = (("num_steps", num_steps, 1), ("thin", thin, 1), ("burn_in", burn_in, 0))
     for name, value, low in checks:
@@ -123,7 +142,7 @@ def run_chains(
 
     if hasattr(initial_positions, "position"):
         states = initial_positions
-        num_chains = _check_positions(states.position)
+        num_chains = _check_positions(states.position, raw=False)
     else:
         num_chains = _check_positions(initial_positions)
         states = jax.vmap(algorithm.init)(initial_positions)

@@ -23,12 +23,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jebm._validate import check_float
 from jebm.samplers.base import (
     SamplingAlgorithm,
+    logdensity_value,
     metropolis_select,
     normal_and_uniform,
+    strong_dtype,
     tree_all_finite,
     tree_broadcast,
+    tunables_valid,
 )
 from jebm.types import Array, ArrayTree, LogDensityFn, PRNGKey
 
@@ -43,27 +47,20 @@ class RWMHState(NamedTuple):
 class RWMHInfo(NamedTuple):
     acceptance_rate: Array
     is_accepted: Array
-    is_divergent: Array  # the proposal had a non-finite position or log-density
+    is_divergent: Array  # non-finite proposal or current state, or a bad traced step size
 
 
 def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> RWMHState:
-    logdensity = jnp.asarray(logdensity_fn(position))
-    if logdensity.shape != ():
-        # Gradient samplers get this check from jax.grad; without it a vector would
-        # broadcast through the accept test silently.
-        raise ValueError(
-            f"logdensity_fn must return a scalar for one unbatched position, got shape "
-            f"{logdensity.shape}."
-        )
-    return RWMHState(position, logdensity)
+    position = strong_dtype(position)
+    return RWMHState(position, logdensity_value(logdensity_fn, position))
 
 
 def build_kernel():
     """Return ``kernel(key, state, logdensity_fn, step_size) -> (state, info)``.
 
     ``step_size`` is the proposal standard deviation: a scalar, an array that
-    broadcasts to every position leaf (per-dimension scales), or a pytree shaped
-    like the position.
+    broadcasts to every position leaf (per-dimension scales), a 1-D array over the
+    flattened position (as BlackJAX's ``sigma``), or a pytree shaped like the position.
     """
 
     def kernel(
@@ -74,9 +71,9 @@ def build_kernel():
         position = jax.tree.map(lambda x, s, z: x + s * z, state.position, scale, noise)
         proposal = init(position, logdensity_fn)
         log_ratio = proposal.logdensity - state.logdensity
-        finite = tree_all_finite(proposal)
-        new_state, rate, accept = metropolis_select(state, proposal, log_ratio, log_u, finite)
-        return new_state, RWMHInfo(rate, accept, ~finite)
+        valid = tree_all_finite(proposal) & jnp.isfinite(state.logdensity) & tunables_valid(scale)
+        new_state, rate, accept = metropolis_select(state, proposal, log_ratio, log_u, valid)
+        return new_state, RWMHInfo(rate, accept, ~valid)
 
     return kernel
 
@@ -88,11 +85,15 @@ def rwmh(logdensity_fn: LogDensityFn, step_size: float | ArrayTree) -> SamplingA
       logdensity_fn: ``x ↦ log p(x)`` up to a constant (``−E`` for an energy).
       step_size: proposal standard deviation; a scalar, a per-dimension array
         broadcastable to each position leaf, or a pytree like the position. May be
-        a traced array.
+        a traced array. A Python number is checked here (finite, > 0); traced values
+        that are not make the step a divergence.
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)`` ignores
-      the key (it is accepted for BlackJAX compatibility).
+      the key (it is accepted for BlackJAX compatibility); ``step(rng_key, state)``.
+
+    Raises:
+      ValueError: for a Python-number ``step_size`` that is not finite and positive.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -106,8 +107,12 @@ def rwmh(logdensity_fn: LogDensityFn, step_size: float | ArrayTree) -> SamplingA
     References:
       Metropolis et al. (1953); Hastings (1970); see the module docstring.
     """
+    step_size = check_float("step_size", step_size)
     kernel = build_kernel()
+
+    def step(rng_key: PRNGKey, state: RWMHState) -> tuple[RWMHState, RWMHInfo]:
+        return kernel(rng_key, state, logdensity_fn, step_size)
+
     return SamplingAlgorithm(
-        init=lambda position, rng_key=None: init(position, logdensity_fn),
-        step=lambda key, state: kernel(key, state, logdensity_fn, step_size),
+        init=lambda position, rng_key=None: init(position, logdensity_fn), step=step
     )

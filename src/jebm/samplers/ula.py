@@ -29,7 +29,12 @@ value:
   pixel range), element-wise; ``low``/``high`` broadcast to each position leaf.
 
 A step that produces a non-finite position, log-density or gradient is not taken:
-the chain stays where it was and ``info.is_divergent`` is set.
+the chain stays where it was and ``info.is_divergent`` is set. The same holds for a
+traced ``step_size`` or ``clip_grad`` that is not finite and positive, or a traced
+``noise_scale`` that is negative or not finite (σ = 0, noise-free ascent, is allowed).
+ULA does not use the log-density itself, so a chain started where it is not finite (a
+NaN start under ``jit``) still moves once its gradient is finite; each step taken from
+such a state is flagged in ``info.is_divergent`` too, so the bad start is visible.
 
 References:
   Roberts, G. O. and Tweedie, R. L. (1996). Exponential convergence of Langevin
@@ -47,12 +52,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jebm._validate import check_float, is_static_number
 from jebm.samplers.base import (
     SamplingAlgorithm,
+    logdensity_and_grad,
     normal_like,
+    strong_dtype,
     tree_all_finite,
     tree_broadcast,
     tree_vdot,
+    tunables_valid,
 )
 from jebm.types import Array, ArrayTree, LogDensityFn, PRNGKey
 
@@ -67,11 +76,14 @@ class ULAState(NamedTuple):
 
 class ULAInfo(NamedTuple):
     grad_norm: Array  # global L2 norm of ∇log p at the old position, before clipping
-    is_divergent: Array  # the step gave a non-finite state and was not taken
+    # Non-finite new state or bad traced tunable (the step was not taken), or a start from
+    # a state whose log-density is not finite (the step is taken if it lands well).
+    is_divergent: Array
 
 
 def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> ULAState:
-    logdensity, grad = jax.value_and_grad(logdensity_fn)(position)
+    position = strong_dtype(position)
+    logdensity, grad = logdensity_and_grad(logdensity_fn, position)
     return ULAState(position, logdensity, grad)
 
 
@@ -111,9 +123,15 @@ def build_kernel():
             high = tree_broadcast(bounds[1], position, "bounds[1]")
             position = jax.tree.map(jnp.clip, position, low, high)
         proposal = init(position, logdensity_fn)
-        finite = tree_all_finite(proposal)
-        new_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b), proposal, state)
-        return new_state, ULAInfo(grad_norm, ~finite)
+        # σ = 0 is allowed (noise-free gradient ascent); the step and clip must be > 0.
+        noise_ok = jnp.all(jnp.stack([
+            jnp.all(jnp.isfinite(s) & (s >= 0)) for s in jax.tree.leaves(sigma)
+        ]))
+        valid = tree_all_finite(proposal) & tunables_valid(step) & noise_ok
+        if clip_grad is not None:
+            valid = valid & tunables_valid(clip_grad)
+        new_state = jax.tree.map(lambda a, b: jnp.where(valid, a, b), proposal, state)
+        return new_state, ULAInfo(grad_norm, ~valid | ~jnp.isfinite(state.logdensity))
 
     return kernel
 
@@ -149,7 +167,8 @@ def ula(
       the key (it is accepted for BlackJAX compatibility).
 
     Raises:
-      ValueError: if ``bounds`` is not a pair.
+      ValueError: if ``bounds`` is not a pair, or a tunable given as a Python number is
+        not finite and positive (``noise_scale`` may be 0; ``low < high`` for bounds).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -168,10 +187,20 @@ def ula(
     """
     if bounds is not None and (not isinstance(bounds, tuple | list) or len(bounds) != 2):
         raise ValueError(f"bounds must be a pair (low, high) or None, got {bounds!r}.")
+    step_size = check_float("step_size", step_size)
+    noise_scale = check_float("noise_scale", noise_scale, allow_zero=True, optional=True)
+    clip_grad = check_float("clip_grad", clip_grad, optional=True)
+    if bounds is not None:
+        low = check_float("bounds[0]", bounds[0], positive=False)
+        high = check_float("bounds[1]", bounds[1], positive=False)
+        if is_static_number(low) and is_static_number(high) and not low < high:
+            raise ValueError(f"bounds must satisfy low < high, got {bounds!r}.")
+        bounds = (low, high)
     kernel = build_kernel()
+
+    def step(rng_key: PRNGKey, state: ULAState) -> tuple[ULAState, ULAInfo]:
+        return kernel(rng_key, state, logdensity_fn, step_size, noise_scale, clip_grad, bounds)
+
     return SamplingAlgorithm(
-        init=lambda position, rng_key=None: init(position, logdensity_fn),
-        step=lambda key, state: kernel(
-            key, state, logdensity_fn, step_size, noise_scale, clip_grad, bounds
-        ),
+        init=lambda position, rng_key=None: init(position, logdensity_fn), step=step
     )
