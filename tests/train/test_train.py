@@ -202,3 +202,17 @@ def test_typed_keys_round_trip(tmp_path):
     np.testing.assert_array_equal(jax.random.key_data(restored["key"]),
                                   jax.random.key_data(tree["key"]))
     assert json.dumps(extra)
+
+
+def test_every_log_window_is_written_when_chunks_are_longer(tmp_path):
+    # log_every=10 < chunk_size=50: before the fix, flush() rebound the window dict that
+    # _log_steps was filling, so only the first window of each chunk was written (2 of
+    # 10 records) and the final metrics came from step 60.
+    state, step = setup()
+    result = train_loop(jax.random.key(1), state, step, data_sampler, num_steps=100,
+                        batch_size=8, chunk_size=50, workdir=tmp_path, log_every=10,
+                        progress=False)
+    records = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in records] == list(range(10, 101, 10))
+    last = {k: v for k, v in records[-1].items() if k != "step"}
+    assert result.metrics == pytest.approx(last, rel=1e-6)

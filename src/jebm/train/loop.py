@@ -210,12 +210,13 @@ def _run(state, run_chunk, manager, logger, *, num_steps, chunk_size, checkpoint
     steady_steps, steady_time, train_time = 0, 0.0, 0.0
 
     def flush(step):
-        nonlocal window, window_means
+        # empties ``window`` in place: ``_log_steps`` holds the same dict
+        nonlocal window_means
         if window:
             window_means = {k: float(np.mean(np.concatenate(v))) for k, v in window.items()}
             if logger is not None:
                 logger.write(step, window_means)
-        window = {}
+        window.clear()
 
     def evaluate(step, log=True):
         nonlocal last_eval
