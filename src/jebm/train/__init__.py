@@ -8,7 +8,7 @@ from jebm.train.checkpoint import (
     save_checkpoint,
 )
 from jebm.train.loop import TrainingDivergedError, TrainResult, batch_fn, train_loop
-from jebm.train.metrics import MetricsLogger, first_nonfinite, read_metrics
+from jebm.train.metrics import MetricsLogger, TornMetricsWarning, first_nonfinite, read_metrics
 from jebm.train.state import TrainState, init_train_state
 from jebm.train.step import make_train_step
 
@@ -26,6 +26,7 @@ __all__ = [
     "save_checkpoint",
     "restore_checkpoint",
     "MetricsLogger",
+    "TornMetricsWarning",
     "read_metrics",
     "first_nonfinite",
 ]

@@ -179,15 +179,14 @@ def train_loop(
 
     manager = None
     logger = None
-    resume_step = None
     if workdir is not None:
         workdir = os.path.abspath(os.fspath(workdir))
         os.makedirs(workdir, exist_ok=True)
         manager = checkpoint_manager(os.path.join(workdir, CHECKPOINT_DIR), max_to_keep=max_to_keep)
         if checkpoint_steps(manager):
             state, _ = restore_checkpoint(manager, state)
-            resume_step = int(state.step)
-        logger = MetricsLogger(os.path.join(workdir, METRICS_FILE), resume_step=resume_step)
+        # records past the starting step belong to lost updates (or a torn last line)
+        logger = MetricsLogger(os.path.join(workdir, METRICS_FILE), resume_step=int(state.step))
     try:
         return _run(state, run_chunk, manager, logger, num_steps=num_steps,
                     chunk_size=chunk_size, checkpoint_every=checkpoint_every, eval_fn=eval_fn,
