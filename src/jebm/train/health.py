@@ -17,8 +17,9 @@ per-step metrics of each training chunk, on the host, after the chunk has run:
 * **sampler**: the fraction of divergent sampler transitions (``sampler/is_divergent``)
   above ``max_divergent_fraction``.
 
-The two running-median checks start once ``min_history`` steps have been seen (they
-restart on resume). A metric the objective does not report is not checked (NCE and
+The running medians cover the ``history`` steps before each step (previous chunks
+and the chunk's own earlier steps); they start once ``min_history`` steps have been
+seen (and restart on resume). A metric the objective does not report is not checked (NCE and
 score matching report no energies; their gradient norm is still watched). Training
 stops (:class:`~jebm.train.TrainingDivergedError`) when a check fails for ``patience``
 consecutive steps, so an isolated gradient spike does not end a run; a checkpoint is
@@ -138,15 +139,22 @@ def init_health(config: HealthConfig) -> HealthState:
     return HealthState({}, 0, None)
 
 
-def _running_ratio(values, past, config, floor):
-    """``values / max(floor, median of the running window before each step)``, or ``None``.
+def _running_ratio(values: np.ndarray, past: np.ndarray | None, config: HealthConfig,
+                   floor: float) -> np.ndarray:
+    """``values[i] / max(floor, median of the ≤ history values before step i)``.
 
-    The median is taken once per chunk over the history before it (cheap, and a blow-up
-    inside a chunk cannot drag its own reference up).
+    The window runs over the previous chunks and the chunk's own earlier steps; a step
+    with fewer than ``min_history`` values before it gets ratio 0 (not judged). The
+    median is robust: a blow-up moves it only once it fills half the window.
     """
-    if past is None or len(past) < config.min_history:
-        return None
-    return values / max(floor, float(np.median(past)))
+    past = np.zeros(0) if past is None else past
+    full = np.concatenate([past, values])
+    ratio = np.zeros(len(values))
+    for i in range(len(values)):
+        j = len(past) + i
+        if j >= config.min_history:
+            ratio[i] = values[i] / max(floor, float(np.median(full[max(0, j - config.history):j])))
+    return ratio
 
 
 def check_health(
@@ -175,8 +183,9 @@ def check_health(
         if config.max_abs_energy is not None:
             fails.append((magnitude > config.max_abs_energy, name,
                           f"|{name}| > max_abs_energy={config.max_abs_energy:g}", magnitude))
-        ratio = _running_ratio(magnitude, state.history.get(name), config, config.energy_floor)
-        if config.max_energy_growth is not None and ratio is not None:
+        if config.max_energy_growth is not None:
+            ratio = _running_ratio(magnitude, state.history.get(name), config,
+                                   config.energy_floor)
             fails.append((ratio > config.max_energy_growth, name,
                           f"|{name}| grew > max_energy_growth={config.max_energy_growth:g} "
                           f"times its running median", magnitude))
@@ -187,9 +196,8 @@ def check_health(
                       f"|{pos} - {neg}| > max_energy_gap={config.max_energy_gap:g}", gap))
     if config.max_grad_norm_ratio is not None and "grad_norm" in metrics:
         ratio = _running_ratio(metrics["grad_norm"], state.history.get("grad_norm"), config,
-                               np.finfo(np.float32).tiny)
-        if ratio is not None:
-            fails.append((ratio > config.max_grad_norm_ratio, "grad_norm",
+                               float(np.finfo(np.float32).tiny))
+        fails.append((ratio > config.max_grad_norm_ratio, "grad_norm",
                           f"grad_norm > max_grad_norm_ratio={config.max_grad_norm_ratio:g} "
                           "times its running median", metrics["grad_norm"]))
     name = config.divergence_metric
