@@ -122,7 +122,7 @@ def test_finite_blowup_stops_and_keeps_newest_healthy_checkpoint(tmp_path):
     assert (e.step, e.healthy_checkpoint, e.last_checkpoint) == (70, 20, 60)
     message = str(e)
     assert "step 70: |energy_model| > max_abs_energy=10000" in message
-    assert "for 10 consecutive steps" in message
+    assert "(health checks failing for 10 consecutive steps)" in message
     assert "newest healthy checkpoint, step 20 in" in message
     assert "Checkpoints [50, 60] were written while the health checks were failing" in message
     manager = checkpoint_manager(tmp_path / "checkpoints")

@@ -90,16 +90,20 @@ class TrainingDivergedError(RuntimeError):
         was verified intact when the error was raised, or ``None``.
       directory: the checkpoint folder, or ``None`` without a workdir.
       reasons: one line per failed check (``[]`` for a non-finite value).
+      origin: the ``origin`` of a run started from another run's checkpoint, or ``None``.
     """
 
     def __init__(self, step: int, values: Mapping[str, float], last_checkpoint: int | None,
                  directory: str | None, *, healthy_checkpoint: int | None = None,
-                 reasons: list[str] | None = None, unhealthy: list[int] | None = None):
+                 reasons: list[str] | None = None, patience: int | None = None,
+                 unhealthy: list[int] | None = None, origin: dict | None = None):
         self.step, self.values, self.last_checkpoint = step, dict(values), last_checkpoint
         self.healthy_checkpoint, self.directory = healthy_checkpoint, directory
-        self.reasons = list(reasons or [])
+        self.reasons, self.origin = list(reasons or []), origin
         if self.reasons:
             what = "; ".join(self.reasons)
+            if patience is not None:
+                what += f" (health checks failing for {patience} consecutive steps)"
         else:
             what = "non-finite " + ", ".join(f"{k}={v}" for k, v in values.items())
         if healthy_checkpoint is not None:
@@ -113,6 +117,9 @@ class TrainingDivergedError(RuntimeError):
         if unhealthy:
             where += (f" Checkpoints {unhealthy} were written while the health checks were "
                       "failing (marked unhealthy).")
+        if origin is not None and healthy_checkpoint is None:
+            where += (f" This run started from checkpoint step {origin.get('step')} in "
+                      f"{origin.get('directory')}.")
         super().__init__(f"Training diverged at step {step}: {what}. {where}")
 
 
@@ -374,7 +381,7 @@ def _run(state, run_chunk, manager, logger, bar, *, num_steps, chunk_size, check
             logger.write(step, {**{f"eval/{k}": v for k, v in last_eval.items()},
                                 "train_seconds": train_time})
 
-    def diverged(step, values, reasons=()):
+    def diverged(step, values, reasons=(), patience=None):
         if manager is not None:
             for gone in set(marks) - set(checkpoint_steps(manager)):
                 del marks[gone]
@@ -383,7 +390,7 @@ def _run(state, run_chunk, manager, logger, bar, *, num_steps, chunk_size, check
         unhealthy = [s for s in saved if marks[s] is False and (healthy is None or s > healthy)]
         return TrainingDivergedError(step, values, saved[-1] if saved else None, directory,
                                      healthy_checkpoint=healthy, reasons=list(reasons),
-                                     unhealthy=unhealthy)
+                                     patience=patience, unhealthy=unhealthy, origin=origin)
 
     bar.open(start)
     try:
@@ -409,9 +416,8 @@ def _run(state, run_chunk, manager, logger, bar, *, num_steps, chunk_size, check
                     _log_steps({k: v[:index + 1] for k, v in metrics.items()}, begin, log_every,
                                window, flush)
                     flush(begin + index + 1)
-                    raise diverged(begin + index + 1, report.values,
-                                   [f"{r} for {health.patience} consecutive steps"
-                                    for r in report.reasons])
+                    raise diverged(begin + index + 1, report.values, report.reasons,
+                                   health.patience)
             if bad is not None:
                 index, values = bad
                 good = {k: v[:index] for k, v in metrics.items()}
