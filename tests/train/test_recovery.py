@@ -4,6 +4,7 @@ import functools
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -189,3 +190,60 @@ def test_progress_bar_moves_every_log_window(tmp_path, capsys):
     assert seen >= {10, 20, 30, 40, 50}, err[-1000:]
     assert "|g|=" in err
 
+
+
+_RESUME_SCRIPT = """
+import os, sys, warnings
+import jax, numpy as np
+sys.path.insert(0, sys.argv[2])
+from train_helpers import data_sampler, setup
+from jebm.train import CheckpointError, train_loop
+
+workdir = sys.argv[1]
+kw = dict(num_steps=30, batch_size=16, chunk_size=10, checkpoint_every=10, progress=False)
+state, step = setup()
+full = train_loop(jax.random.key(3), state, step, data_sampler, workdir=workdir, **kw)
+for root, _, files in os.walk(os.path.join(workdir, "checkpoints", "30", "state")):
+    for name in files:
+        if os.path.basename(root) == "d":
+            path = os.path.join(root, name)
+            os.truncate(path, os.path.getsize(path) // 2)
+try:
+    train_loop(jax.random.key(3), state, step, data_sampler, workdir=workdir, **kw)
+except CheckpointError as err:
+    print("PLAIN<<" + str(err) + ">>")
+try:
+    train_loop(jax.random.key(3), state, step, data_sampler, workdir=workdir, resume_step=10,
+               **kw)
+except CheckpointError as err:
+    print("REFUSED<<" + str(err) + ">>")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    again = train_loop(jax.random.key(3), state, step, data_sampler, workdir=workdir,
+                       resume_step=20, **kw)
+print("WARNED<<" + " | ".join(str(w.message) for w in caught) + ">>")
+same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(full.state.params),
+                                                 jax.tree.leaves(again.state.params)))
+print("SAME", same, int(again.state.step))
+print("ASIDE", sorted(os.listdir(os.path.join(workdir, "damaged_checkpoints"))))
+"""
+
+
+@pytest.mark.slow  # a child process trains the tiny problem three times
+def test_resume_from_a_chosen_step_sets_damaged_checkpoints_aside(tmp_path):
+    # Before, a damaged newest checkpoint blocked the workdir: train could not be told
+    # which step to start from. Now resume_step=20 resumes (the damaged checkpoint 30 is
+    # moved aside, not deleted) and ends bit-identical to the undamaged run.
+    here = str(Path(__file__).parent)
+    out = subprocess.run([sys.executable, "-c", _RESUME_SCRIPT, str(tmp_path), here],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    plain = re.search(r"PLAIN<<(.*?)>>", text, re.S).group(1)
+    assert "checkpoint step 30 in" in plain and "newest intact checkpoint is step 20" in plain
+    refused = re.search(r"REFUSED<<(.*?)>>", text, re.S).group(1)
+    assert "later checkpoints [20] are intact" in refused
+    warned = re.search(r"WARNED<<(.*?)>>", text, re.S).group(1)
+    assert "Checkpoint step 30" in warned and "damaged_checkpoints" in warned
+    assert "SAME True 30" in text
+    assert "ASIDE ['30']" in text

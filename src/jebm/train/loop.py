@@ -42,6 +42,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from typing import NamedTuple
 
@@ -185,6 +186,7 @@ def train_loop(
     health: HealthConfig | None = DEFAULT_HEALTH,
     resumable: Collection[str] = (),
     origin: dict | None = None,
+    resume_step: int | None = None,
 ) -> TrainResult:
     """Train for ``num_steps`` updates, resuming from ``workdir`` if it holds checkpoints.
 
@@ -215,6 +217,10 @@ def train_loop(
       origin: for a run started from another run's checkpoint, the ``origin`` returned
         by :func:`~jebm.train.init_from_checkpoint`; stored in every checkpoint. On
         resume, a stored origin is kept, and a different one is refused.
+      resume_step: resume from this checkpoint of ``workdir`` instead of the newest
+        (e.g. when the newest is damaged). Later checkpoints must all be damaged: they
+        are moved to ``workdir/damaged_checkpoints/`` (with a warning), never deleted;
+        if one is intact, a :class:`~jebm.train.CheckpointError` says to fork instead.
 
     Returns:
       A :class:`TrainResult`.
@@ -239,6 +245,9 @@ def train_loop(
         raise ValueError(f"resumable must be a collection of keys, got the string {resumable!r}.")
     if origin is not None and workdir is None:
         raise ValueError("origin needs a workdir whose checkpoints record it.")
+    check_int("resume_step", resume_step, minimum=0, optional=True)
+    if resume_step is not None and workdir is None:
+        raise ValueError("resume_step needs a workdir to resume from.")
 
     draw = batch_fn(data, batch_size)
     data_key, step_key = jax.random.split(key)
@@ -266,10 +275,14 @@ def train_loop(
     if workdir is not None:
         workdir = os.path.abspath(os.fspath(workdir))
         os.makedirs(workdir, exist_ok=True)
-        manager = checkpoint_manager(os.path.join(workdir, CHECKPOINT_DIR), max_to_keep=max_to_keep)
+        directory = os.path.join(workdir, CHECKPOINT_DIR)
+        if resume_step is not None:
+            _set_aside_damaged_after(directory, resume_step, workdir)
+        manager = checkpoint_manager(directory, max_to_keep=max_to_keep)
         try:
             if checkpoint_steps(manager):
-                state, stored = restore_checkpoint(manager, state)
+                with _quiet_absl():
+                    state, stored = restore_checkpoint(manager, state, step=resume_step)
                 step = int(state.step)
                 if checkpoint_extra is not None:
                     _check_same_run(stored, extra, resumable, manager, step)
@@ -288,6 +301,35 @@ def train_loop(
     finally:
         if manager is not None:
             manager.close()
+
+
+def _set_aside_damaged_after(directory: str, step: int, workdir: str) -> None:
+    """Move the damaged checkpoints after ``step`` out of the way (refuse intact ones)."""
+    manager = checkpoint_manager(directory)
+    try:
+        steps = checkpoint_steps(manager)
+        if step not in steps:
+            raise CheckpointError(f"No checkpoint for step {step} in {directory}; have {steps}.")
+        with _quiet_absl():
+            later = [c for c in list_checkpoints(manager) if c.step > step]
+    finally:
+        manager.close()
+    intact = [c.step for c in later if c.intact]
+    if intact:
+        raise CheckpointError(
+            f"Cannot resume {workdir} from step {step}: the later checkpoints {intact} are "
+            "intact and resuming would overwrite them. Start a new run from step "
+            f"{step} in a new workdir (jebm.train.init_from_checkpoint).")
+    aside = os.path.join(workdir, "damaged_checkpoints")
+    for c in later:
+        os.makedirs(aside, exist_ok=True)
+        target = os.path.join(aside, str(c.step))
+        suffix = 1
+        while os.path.exists(target):
+            target, suffix = os.path.join(aside, f"{c.step}.{suffix}"), suffix + 1
+        os.replace(os.path.join(directory, str(c.step)), target)
+        warnings.warn(f"Checkpoint step {c.step} in {directory} is damaged ({c.problem}); "
+                      f"moved it to {target} to resume from step {step}.", stacklevel=3)
 
 
 def _normalise(value: dict | None, name: str) -> dict:
