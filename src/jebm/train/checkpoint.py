@@ -260,7 +260,7 @@ def _verify(manager: ocp.CheckpointManager, step: int) -> tuple[dict | None, str
 
 
 def list_checkpoints(
-    manager: ocp.CheckpointManager, *, verify: bool = True
+    manager: ocp.CheckpointManager, *, verify: bool = True, steps: list[int] | None = None
 ) -> list[CheckpointStatus]:
     """Every checkpoint with whether it is intact and healthy, ascending by step.
 
@@ -268,12 +268,15 @@ def list_checkpoints(
       manager: from :func:`checkpoint_manager`.
       verify: read each checkpoint whole and check its digests (costs a full read of
         each); with ``False`` only the manifests are read and ``intact`` is ``None``.
+      steps: only these steps (those that exist); default all.
 
     Returns:
       A list of :class:`CheckpointStatus`.
     """
     out = []
     for step in checkpoint_steps(manager):
+        if steps is not None and step not in steps:
+            continue
         if verify:
             meta, problem = _verify(manager, step)
             intact = not problem
@@ -295,8 +298,8 @@ def _newest_intact_note(manager: ocp.CheckpointManager, bad_step: int) -> str:
         if not problem:
             health = {True: "healthy", False: "NOT healthy", None: "health not recorded"}[
                 meta.get("healthy")]
-            return (f"The newest intact checkpoint is step {step} ({health}); "
-                    f"restore it with step={step}.")
+            return (f"The newest intact checkpoint is step {step} ({health}): pass step={step} "
+                    f"to restore_checkpoint, or resume_step={step} to train_loop.")
     return "No other intact checkpoint is left."
 
 

@@ -494,10 +494,10 @@ def _newest_intact_healthy(manager, marks: dict[int, bool | None]) -> int | None
     candidates = sorted((s for s, h in marks.items() if h), reverse=True)
     if not candidates:
         return None
-    with _quiet_absl():
-        status = {c.step: c for c in list_checkpoints(manager, verify=True)}
-    for step in candidates:
-        if step in status and status[step].intact:
+    for step in candidates:  # newest first; stop at the first that verifies
+        with _quiet_absl():
+            status = list_checkpoints(manager, verify=True, steps=[step])
+        if status and status[0].intact:
             return step
     return None
 
