@@ -247,3 +247,18 @@ def test_resume_from_a_chosen_step_sets_damaged_checkpoints_aside(tmp_path):
     assert "Checkpoint step 30" in warned and "damaged_checkpoints" in warned
     assert "SAME True 30" in text
     assert "ASIDE ['30']" in text
+
+
+def _files(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_rerunning_a_finished_run_leaves_its_files_byte_identical(tmp_path):
+    state, step = setup()
+    kw = dict(num_steps=20, workdir=tmp_path, checkpoint_extra={"lr": 0.05},
+              eval_fn=lambda s: {"mu0": s.params["mu"][0]}, **KW)
+    first = train_loop(jax.random.key(3), state, step, data_sampler, **kw)
+    before = _files(tmp_path)
+    again = train_loop(jax.random.key(3), state, step, data_sampler, **kw)
+    assert _files(tmp_path) == before
+    assert again.eval == first.eval  # the finished run's evaluation is reported again
