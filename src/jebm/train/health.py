@@ -172,6 +172,17 @@ def check_health(
     Returns:
       ``(state, report)``; ``report.stop_index`` is the first step of the chunk at
       which some check has failed for ``patience`` consecutive steps.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jebm.train.health import HealthConfig, check_health, init_health
+      >>> config = HealthConfig(patience=2)
+      >>> metrics = {"energy_pos": np.array([1.0, 2e4, 2e4]), "energy_neg": np.ones(3)}
+      >>> _, report = check_health(config, init_health(config), metrics, 0)
+      >>> report.stop_index
+      2
+      >>> report.reasons[0]
+      '|energy_pos| > max_abs_energy=10000 (energy_pos=2e+04)'
     """
     metrics = {k: np.asarray(v, np.float64) for k, v in metrics.items()}
     n = len(next(iter(metrics.values()))) if metrics else 0
