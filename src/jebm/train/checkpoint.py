@@ -342,7 +342,8 @@ def restore_checkpoint(
     Raises:
       CheckpointError: when there is no checkpoint, when its leaves differ from the
         template (the message lists each differing leaf with both shapes), or when
-        it cannot be read or fails its SHA-256 check.
+        it cannot be read or fails its SHA-256 check (a short message that names the
+        newest other checkpoint that verifies intact).
     """
     directory = os.fspath(manager.directory)
     steps = checkpoint_steps(manager)
