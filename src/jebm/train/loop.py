@@ -526,7 +526,7 @@ class _Bar:
 
     def __init__(self, num_steps: int, log_every: int, *, enabled: bool):
         self.num_steps, self.log_every, self.enabled = num_steps, log_every, bool(enabled)
-        self.bar, self.eval, self.position = None, {}, 0
+        self.bar, self.eval, self.position, self.shown_step = None, {}, 0, 0
 
     def zeros(self):
         if not self.enabled:
@@ -561,8 +561,10 @@ class _Bar:
             self.position = step
 
     def show(self, step: int, means: Mapping[str, float]):
-        if self.bar is None:
+        # a chunk's exact window means arrive after its callbacks: show only the newest
+        if self.bar is None or step < self.shown_step:
             return
+        self.shown_step = step
         post = {}
         if "energy_pos" in means and "energy_neg" in means:
             post["E+"] = f"{means['energy_pos']:.3g}"
