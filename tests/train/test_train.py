@@ -10,6 +10,8 @@ from train_helpers import data_sampler, setup
 
 from jebm.train import (
     CheckpointError,
+    MetricsLogger,
+    TornMetricsWarning,
     TrainingDivergedError,
     checkpoint_manager,
     checkpoint_steps,
@@ -202,3 +204,48 @@ def test_typed_keys_round_trip(tmp_path):
     np.testing.assert_array_equal(jax.random.key_data(restored["key"]),
                                   jax.random.key_data(tree["key"]))
     assert json.dumps(extra)
+
+
+def test_every_log_window_is_written_when_chunks_are_longer(tmp_path):
+    # log_every=10 < chunk_size=50: before the fix, flush() rebound the window dict that
+    # _log_steps was filling, so only the first window of each chunk was written (2 of
+    # 10 records) and the final metrics came from step 60.
+    state, step = setup()
+    result = train_loop(jax.random.key(1), state, step, data_sampler, num_steps=100,
+                        batch_size=8, chunk_size=50, workdir=tmp_path, log_every=10,
+                        progress=False)
+    records = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in records] == list(range(10, 101, 10))
+    last = {k: v for k, v in records[-1].items() if k != "step"}
+    assert result.metrics == pytest.approx(last, rel=1e-6)
+
+
+def test_torn_last_metrics_line_is_dropped_on_resume(tmp_path):
+    # A kill while a record is written leaves a partial last line; before, the resume
+    # failed with json's bare "Expecting ',' delimiter" and no file name.
+    kw = dict(num_steps=40, batch_size=8, chunk_size=10, checkpoint_every=20, log_every=10,
+              progress=False)
+    state, step = setup()
+    train_loop(jax.random.key(0), state, step, data_sampler, workdir=tmp_path,
+               **{**kw, "num_steps": 20})
+    path = tmp_path / "metrics.jsonl"
+    with open(path, "a") as f:
+        f.write('{"step": 30, "loss": 0.1')  # torn: no newline, not valid JSON
+    with pytest.warns(TornMetricsWarning, match=r"metrics\.jsonl: dropping its last line 3"):
+        train_loop(jax.random.key(0), state, step, data_sampler, workdir=tmp_path, **kw)
+    steps = [r["step"] for r in read_metrics(path)]
+    assert steps == [10, 20, 30, 40]
+
+
+def test_malformed_metrics_line_names_file_and_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 10, "loss": 1.0}\n{"step": 20, "loss" 2.0}\n{"step": 30}\n')
+    with pytest.raises(ValueError, match=r"metrics\.jsonl, line 2: not valid JSON"):
+        read_metrics(path)
+    path.write_text('{"step": 10}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"line 2: a metrics record must be a JSON object"):
+        read_metrics(path)
+    path.write_text('{"step": 10}\n{"step": 20}')  # complete but unterminated: kept
+    assert [r["step"] for r in read_metrics(path)] == [10, 20]
+    MetricsLogger(path).write(30, {"loss": 0.5})
+    assert [r["step"] for r in read_metrics(path)] == [10, 20, 30]

@@ -19,8 +19,13 @@ def energy_fn(params, x):
 
 
 def tiny_objective(num_buffer: int = 32, step_size: float = 0.1, nan_at: int | None = None,
-                   nan_metric: str = "loss") -> Objective:
-    """PCD-like objective; with ``nan_at``, update number ``nan_at`` reports a NaN."""
+                   nan_metric: str = "loss", blowup_steps=None) -> Objective:
+    """PCD-like objective; with ``nan_at``, update number ``nan_at`` reports a NaN; at the
+    update numbers in ``blowup_steps`` the reported ``energy_model`` is raised by 1e6 (a
+    finite blow-up seen by the health checks; the parameters are unaffected)."""
+    blowup = jnp.zeros(4096, bool)
+    if blowup_steps is not None:
+        blowup = blowup.at[jnp.asarray(list(blowup_steps), jnp.int32)].set(True)
 
     def init(key, batch):
         return {"buffer": jax.random.normal(key, (num_buffer, batch.shape[-1])),
@@ -37,7 +42,8 @@ def tiny_objective(num_buffer: int = 32, step_size: float = 0.1, nan_at: int | N
         count = state["count"] + 1
         poison = jnp.where(count == nan_at, jnp.nan, 0.0) if nan_at is not None else 0.0
         value = e_data - e_model
-        metrics = {"energy_data": e_data, "energy_model": e_model}
+        metrics = {"energy_data": e_data,
+                   "energy_model": e_model + jnp.where(blowup[count], 1e6, 0.0)}
         if nan_metric == "loss":
             value = value + poison
         else:

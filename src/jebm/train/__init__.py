@@ -2,13 +2,18 @@
 
 from jebm.train.checkpoint import (
     CheckpointError,
+    CheckpointStatus,
+    checkpoint_info,
     checkpoint_manager,
     checkpoint_steps,
+    init_from_checkpoint,
+    list_checkpoints,
     restore_checkpoint,
     save_checkpoint,
 )
+from jebm.train.health import DEFAULT_HEALTH, HealthConfig
 from jebm.train.loop import TrainingDivergedError, TrainResult, batch_fn, train_loop
-from jebm.train.metrics import MetricsLogger, first_nonfinite, read_metrics
+from jebm.train.metrics import MetricsLogger, TornMetricsWarning, first_nonfinite, read_metrics
 from jebm.train.state import TrainState, init_train_state
 from jebm.train.step import make_train_step
 
@@ -25,7 +30,14 @@ __all__ = [
     "checkpoint_steps",
     "save_checkpoint",
     "restore_checkpoint",
+    "CheckpointStatus",
+    "checkpoint_info",
+    "list_checkpoints",
+    "init_from_checkpoint",
+    "HealthConfig",
+    "DEFAULT_HEALTH",
     "MetricsLogger",
+    "TornMetricsWarning",
     "read_metrics",
     "first_nonfinite",
 ]

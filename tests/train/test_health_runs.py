@@ -1,0 +1,35 @@
+"""The blow-ups of issue 10, reproduced through the Python API of the CLI, are caught.
+
+Before, ``sampler.step_size=100`` and a learning rate of 10 with warm-up ran to the end
+(energies about 1e8 and more, exit 0) because only NaN or inf stopped training. These
+runs use the default job (PCD on 8gaussians) with 50 updates and a checkpoint every 10.
+"""
+
+import pytest
+
+from jebm.cli import train
+from jebm.train import TrainingDivergedError, checkpoint_manager, list_checkpoints
+
+_SHORT = ["train.num_steps=50", "train.chunk_size=10", "train.checkpoint_every=10",
+          "train.eval_every=0", "train.keep_checkpoints=1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides, check", [
+    (["sampler.step_size=100"], "max_energy_gap"),
+    (["optimizer.learning_rate=10", "optimizer.warmup_steps=100"], "max_abs_energy"),
+])
+def test_issue_blowups_are_caught_with_the_healthy_checkpoint_kept(tmp_path, overrides, check):
+    with pytest.raises(TrainingDivergedError) as err:
+        train(workdir=str(tmp_path), overrides=overrides + _SHORT, progress=False)
+    e = err.value
+    assert e.step < 50 and check in str(e), str(e)
+    # keep_checkpoints=1, yet the newest healthy checkpoint survives rotation and is named
+    assert e.healthy_checkpoint is not None
+    assert f"newest healthy checkpoint, step {e.healthy_checkpoint} in" in str(e)
+    manager = checkpoint_manager(tmp_path / "checkpoints")
+    statuses = list_checkpoints(manager)
+    manager.close()
+    assert (e.healthy_checkpoint, True, True) in [(c.step, c.intact, c.healthy)
+                                                  for c in statuses]
+    assert all(c.step <= e.healthy_checkpoint or c.healthy is False for c in statuses)
