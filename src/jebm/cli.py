@@ -28,10 +28,6 @@ import tyro
 __all__ = ["main", "train", "sample", "evaluate"]
 
 _PACKAGES = ("jebm", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tyro")
-# Fields that may change between a run and its resumption: they change neither the
-# parameters nor how the results are computed (train.num_steps may only grow: an extension).
-_RESUMABLE = ("train.chunk_size", "train.log_every", "train.eval_every",
-              "train.checkpoint_every", "train.keep_checkpoints", "train.num_steps")
 
 
 def _jsonable(value):
@@ -68,12 +64,12 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _check_same_config(workdir: Path, config, ignore=_RESUMABLE) -> None:
+def _check_same_config(workdir: Path, config) -> None:
     from jebm import experiment
     from jebm.config import config_diff
     from jebm.train import CheckpointError
 
-    diff = config_diff(experiment.stored_config(workdir), config, ignore=ignore)
+    diff = config_diff(experiment.stored_config(workdir), config, ignore=experiment.RESUMABLE)
     if diff:
         raise CheckpointError(
             f"{workdir} holds a run of a different config; differing fields (workdir -> "
@@ -125,14 +121,17 @@ def _prepare_workdir(out: Path, cfg, source: str | None) -> dict | None:
     if not started:  # a start that failed before its first checkpoint: nothing to keep
         return None
     stored = experiment.stored_config(out)
-    diff = config_diff(stored, cfg, ignore=_RESUMABLE)
+    diff = config_diff(stored, cfg, ignore=experiment.RESUMABLE)
     if diff:
         raise CheckpointError(
             f"{out} holds a run of a different config; differing fields (workdir -> "
             "requested):\n  " + "\n  ".join(diff) + "\nThese change its results, so they need "
             f"a new workdir: jebm train --from {out}:STEP --workdir NEW section.field=value ...")
-    if source is not None:
-        raise CheckpointError(f"--from starts a new run, but {out} already holds one; "
+    recorded = json.loads((out / "run.json").read_text()).get("from") if (
+        out / "run.json").exists() else None
+    if source is not None and (recorded is None or recorded["workdir"] != _split_source(
+            source)[0]):
+        raise CheckpointError(f"--from starts a new run, but {out} already holds another one; "
                               "choose an empty --workdir.")
     done = out / "summary.json"
     if done.exists():
@@ -148,11 +147,20 @@ def _prepare_workdir(out: Path, cfg, source: str | None) -> dict | None:
     return None
 
 
+def _split_source(source: str) -> tuple[str, int | None]:
+    """``W1:STEP`` (or ``W1``) as ``(W1, STEP or None)``."""
+    head, sep, tail = source.rpartition(":")
+    if sep and tail.isdigit():
+        return head, int(tail)
+    return source, None
+
+
 def train(
     config: str | None = None,
     workdir: str = "runs/default",
     overrides: tyro.conf.Positional[tuple[str, ...]] = (),
     from_checkpoint: str | None = None,
+    step: int | None = None,
     progress: bool = True,
 ) -> dict:
     """Train an energy-based model on a 2-D toy or the digits (default: PCD on 8gaussians).
@@ -168,6 +176,8 @@ def train(
       from_checkpoint: ``W1:STEP`` (``--from``): start from that checkpoint of the run in
         ``W1`` (``W1`` alone: its latest); recorded in ``run.json``. ``train.num_steps``
         still counts from 0, so a fork at 500 with 1500 steps trains 1000 more.
+      step: resume this workdir from checkpoint ``STEP`` instead of the newest (when the
+        newest is damaged; damaged later ones are moved to ``damaged_checkpoints/``).
       progress: show a progress bar.
 
     Returns:
@@ -185,20 +195,23 @@ def train(
         return finished
     tic = time.perf_counter()
     run = experiment.build_run(cfg)  # before anything is written: a bad config leaves nothing
-    origin = None
+    origin, provenance = None, None
     if from_checkpoint is not None:
-        source, _, step = from_checkpoint.rpartition(":") if ":" in from_checkpoint else (
-            from_checkpoint, "", "")
-        state = experiment.restore_state(run, source, int(step) if step else None)
+        from jebm.train import init_from_checkpoint
+
+        source, source_step = _split_source(from_checkpoint)
+        state, origin = init_from_checkpoint(Path(source) / "checkpoints", run.initial_state,
+                                             step=source_step)
         run = run._replace(initial_state=state)
-        origin = {"workdir": source, "step": int(state.step)}
+        provenance = {"workdir": source, "step": int(state.step)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_config(cfg))
     _write_json(out / "run.json", {"seed": cfg.train.seed, "versions": _versions(),
                                    "device": str(jax.devices()[0]), "argv": sys.argv[1:],
-                                   "from": origin})
+                                   "from": provenance})
     periodic = jax.jit(evaluation.periodic_eval_fn(run))
-    result = experiment.train_run(run, out, progress=progress,
+    result = experiment.train_run(run, out, progress=progress, origin=origin,
+                                  resume_step=step,
                                   eval_fn=lambda state: periodic(state.params))
     train_seconds = time.perf_counter() - tic
     _figures(run, result.state, out)
@@ -427,7 +440,13 @@ def main(argv: list[str] | None = None) -> None:
         if not isinstance(err, ValueError | CheckpointError | TrainingDivergedError
                           | FileNotFoundError):
             raise
-        print(f"jebm: error: {err}", file=sys.stderr)
+        hint = ""
+        if isinstance(err, TrainingDivergedError) and err.healthy_checkpoint is not None:
+            hint = (f"\njebm: to go on, fork the healthy checkpoint with other settings: jebm "
+                    f"train --from {Path(err.directory).parent}:{err.healthy_checkpoint} "
+                    "--workdir NEW "
+                    "optimizer.learning_rate=...")
+        print(f"jebm: error: {err}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
     print(_dumps(summary))
 

@@ -1,7 +1,7 @@
 """Run configuration: frozen dataclasses, YAML in and out, validated, dotted overrides.
 
-A :class:`Config` has seven sections, ``data``, ``model``, ``objective``, ``sampler``,
-``optimizer``, ``train`` and ``eval``. Its defaults are the default job: persistent
+A :class:`Config` has eight sections, ``data``, ``model``, ``objective``, ``sampler``,
+``optimizer``, ``train``, ``eval`` and ``health``. Its defaults are the default job: persistent
 contrastive divergence on ``8gaussians`` with a 2→128→128→1 SiLU MLP energy.
 
 The data set decides how a run is evaluated: a 2-D toy by grid quadrature of ``log Z``
@@ -37,6 +37,7 @@ __all__ = [
     "OptimizerConfig",
     "TrainConfig",
     "EvalConfig",
+    "HealthSection",
     "Config",
     "config_from_dict",
     "config_to_dict",
@@ -315,6 +316,37 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class HealthSection:
+    """Training health beyond NaN (:class:`jebm.train.HealthConfig`); ``null`` turns a
+    check off. A run stops with ``TrainingDivergedError`` after ``patience`` consecutive
+    failing updates, and a checkpoint is marked healthy only when none of the last
+    ``patience`` updates failed.
+
+    Attributes:
+      enabled: run the checks (otherwise only non-finite values stop training).
+      max_abs_energy: largest allowed ``|E|`` of the data and negative energies.
+      max_energy_growth: largest allowed ratio of ``|E|`` to its running median.
+      max_energy_gap: largest allowed ``|E(data) − E(negatives)|`` (cd/pcd).
+      max_grad_norm_ratio: largest allowed ratio of the gradient norm to its running median.
+      max_divergent_fraction: largest allowed fraction of divergent sampler transitions.
+      patience: consecutive failing updates that stop training.
+    """
+
+    _section: ClassVar[str] = "health"
+    enabled: bool = True
+    max_abs_energy: float | None = 1e4
+    max_energy_growth: float | None = 100.0
+    max_energy_gap: float | None = 1e3
+    max_grad_norm_ratio: float | None = 1e3
+    max_divergent_fraction: float | None = 0.5
+    patience: int = 10
+
+    def __post_init__(self):
+        _positive(self, "max_abs_energy", "max_energy_growth", "max_energy_gap",
+                  "max_grad_norm_ratio", "max_divergent_fraction", "patience")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Evaluation and plots: grid quadrature for 2-D data, AIS and image grids for images.
 
@@ -365,6 +397,7 @@ class Config:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthSection = field(default_factory=HealthSection)
 
 
 def _fields(cls) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from jebm import densities
-from jebm.config import Config, SamplerConfig, load_config
+from jebm.config import Config, SamplerConfig, config_to_dict, load_config
 from jebm.densities import Density
 from jebm.energy import with_base
 from jebm.samplers.registry import SAMPLERS, by_name
@@ -59,6 +59,8 @@ __all__ = [
     "build_run",
     "initial_positions",
     "sample_model",
+    "RESUMABLE",
+    "health_config",
     "train_run",
     "restore_state",
     "SamplingTarget",
@@ -495,9 +497,32 @@ def sample_model(run: Run, params: PyTree, key: PRNGKey, num_chains: int, num_st
     return result.state.position
 
 
+# Config fields that may differ between a run and its resumption: they change neither the
+# parameters nor how results are computed (train.num_steps may only grow: an extension).
+RESUMABLE = ("train.chunk_size", "train.log_every", "train.eval_every",
+             "train.checkpoint_every", "train.keep_checkpoints", "train.num_steps")
+
+
+def health_config(config: Config):
+    """The :class:`jebm.train.HealthConfig` of ``config.health`` (``None`` when disabled)."""
+    from jebm.train import HealthConfig
+
+    h = config.health
+    if not h.enabled:
+        return None
+    return HealthConfig(max_abs_energy=h.max_abs_energy, max_energy_growth=h.max_energy_growth,
+                        max_energy_gap=h.max_energy_gap,
+                        max_grad_norm_ratio=h.max_grad_norm_ratio,
+                        max_divergent_fraction=h.max_divergent_fraction, patience=h.patience)
+
+
 def train_run(run: Run, workdir: str | Path | None = None, *, progress: bool = False,
               eval_fn: Callable | None = None, **loop_options):
     """Train ``run`` with its config's loop settings (:func:`jebm.train.train_loop`).
+
+    The whole config is the run's identity in its checkpoints: resuming with a config that
+    differs outside :data:`RESUMABLE` raises ``CheckpointError``; ``config.health`` sets the
+    blow-up checks.
 
     Args:
       run: the :class:`Run`.
@@ -517,8 +542,8 @@ def train_run(run: Run, workdir: str | Path | None = None, *, progress: bool = F
         num_steps=tc.num_steps, batch_size=cfg.data.batch_size, chunk_size=tc.chunk_size,
         checkpoint_every=tc.checkpoint_every, max_to_keep=tc.keep_checkpoints,
         eval_fn=eval_fn, eval_every=tc.eval_every or None, log_every=tc.log_every,
-        progress=progress,
-        checkpoint_extra={"objective": cfg.objective.name, "data": cfg.data.name})
+        progress=progress, checkpoint_extra=config_to_dict(cfg), resumable=RESUMABLE,
+        health=health_config(cfg))
     if workdir is None:  # in memory only: nothing to checkpoint
         options["checkpoint_every"] = None
     options.update(loop_options)
