@@ -29,11 +29,13 @@ to extra arithmetic (flops) or to extra passes over memory (bytes, sorts).
 Timing follows ``_common``: every case compiled apart (``jax.clear_caches()`` before
 each), warmed up, then all cases timed round-robin in a fresh random order each round;
 ratios are the median over rounds of jebm / hand-written measured in the same round.
+Calls are short and rounds many: on a shared machine a ratio is only as good as the two
+calls of a round are close in time.
 
 Run::
 
-    python benchmarks/train_step.py              # --quick: 100 updates per call, 5 rounds
-    python benchmarks/train_step.py --full       # 500 updates per call, 7 rounds
+    python benchmarks/train_step.py              # --quick: 25 updates per call, 21 rounds
+    python benchmarks/train_step.py --full       # 200 updates per call, 15 rounds
     python benchmarks/train_step.py --objectives pcd cd --updates 200
 
 Writes ``benchmarks/results/train_step-<backend>.json``.
@@ -296,13 +298,13 @@ def cost_report(compiled) -> dict:
 def _add_arguments(parser) -> None:
     parser.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES)
     parser.add_argument("--updates", type=int, default=None,
-                        help="updates per timed call (100 quick, 500 full)")  # fmt: skip
+                        help="updates per timed call (25 quick, 200 full)")  # fmt: skip
 
 
 def main(argv=None) -> dict:
     args = _common.parse_args(__doc__.split("\n\n")[0], _add_arguments, argv)
-    num_updates = args.updates or (500 if args.full else 100)
-    repeats = args.repeats or (7 if args.full else 5)
+    num_updates = args.updates or (200 if args.full else 25)
+    repeats = args.repeats or (15 if args.full else 21)
     settings = {"mode": "full" if args.full else "quick", "updates_per_call": num_updates,
                 "repeats": repeats, "objectives": args.objectives,
                 "configs": {n: f"configs/{n}.yaml" for n in args.objectives}}  # fmt: skip
