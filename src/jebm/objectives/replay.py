@@ -7,9 +7,9 @@ checkpointed and resumed with the parameters, and its shape and dtype never chan
 One training step (see :func:`jebm.objectives.pcd_loss`):
 
 1. :func:`sample_replay_buffer` draws ``num_chains`` distinct entries uniformly at
-   random (a uniform ``num_chains``-subset, :func:`distinct_indices`, whose cost does not
-   grow with ``buffer_size``) and re-initialises each, independently with probability ``reinit_prob``,
-   from a base distribution ``base_sampler(key, n) -> (n, *event)`` (by default
+   random (a uniform ``num_chains``-subset, :func:`distinct_indices`, whose cost does
+   not grow with ``buffer_size``) and re-initialises each, independently with
+   probability ``reinit_prob``, from a base distribution ``base_sampler(key, n) -> (n, *event)`` (by default
    uniform on the box ``[-1, 1]^event``, see :func:`uniform_box`);
 2. the caller runs its sampler from these positions;
 3. :func:`update_replay_buffer` writes the chains' final positions back to the same
@@ -234,15 +234,8 @@ def sample_replay_buffer(
 def update_replay_buffer(
     buffer: ReplayBuffer, indices: Array, positions: ArrayTree
 ) -> ReplayBuffer:
-    """Write ``positions`` ``(num_chains, *event)`` into the entries ``indices``.
-
-    ``indices`` must be distinct, as :func:`sample_replay_buffer` returns them (the
-    scatter is told so, ``unique_indices=True``; with repeated indices the entry
-    written would be unspecified).
-    """
+    """Write ``positions`` ``(num_chains, *event)`` into the entries ``indices``."""
     samples = jax.tree.map(
-        lambda leaf, x: leaf.at[indices].set(x.astype(leaf.dtype), unique_indices=True),
-        buffer.samples,
-        positions,
+        lambda leaf, x: leaf.at[indices].set(x.astype(leaf.dtype)), buffer.samples, positions
     )
     return ReplayBuffer(samples)
