@@ -68,12 +68,16 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=None,
                         help="use a persistent compilation cache in this folder")  # fmt: skip
+    parser.add_argument("--min-compile-s", type=float, default=None,
+                        help="cache only programs that took this long to compile "
+                        "(default: the helper's)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.cache is not None:
         from jebm._cache import enable_compilation_cache
 
-        enable_compilation_cache(args.cache)
+        extra = {} if args.min_compile_s is None else {"min_compile_time_secs": args.min_compile_s}
+        enable_compilation_cache(args.cache, **extra)
     jax.monitoring.register_event_duration_secs_listener(_listener)
 
     import jebm.train.loop as loop
@@ -116,6 +120,8 @@ def main(argv=None) -> dict:
         "summary": {k: summary[k] for k in ("nll_minus_entropy", "train_seconds",
                                             "steps_per_second", "total_seconds")},
         "cache": str(args.cache) if args.cache else None,
+        "cache_min_compile_s": args.min_compile_s,
+        "cache_entries": len(list(args.cache.iterdir())) if args.cache else None,
     }  # fmt: skip
     info = _common.device_info()
     print(f"# default job breakdown ({info['backend']} / {info['device_kind']})")
