@@ -24,7 +24,6 @@ import time
 
 T_START = time.perf_counter()
 
-import argparse  # noqa: E402
 import collections  # noqa: E402
 import contextlib  # noqa: E402
 import sys  # noqa: E402
@@ -65,14 +64,15 @@ def _timed(name: str, fn):
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="use a persistent compilation cache in this folder")  # fmt: skip
-    parser.add_argument("--min-compile-s", type=float, default=None,
-                        help="cache only programs that took this long to compile "
-                        "(default: the helper's)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
+    def add_arguments(parser):
+        parser.add_argument("--cache", type=Path, default=None,
+                            help="use a persistent compilation cache in this folder")
+        parser.add_argument("--min-compile-s", type=float, default=None,
+                            help="cache only programs that took this long to compile "
+                            "(default: the helper's)")  # fmt: skip
+
+    # --quick/--full are accepted (run_all passes one) and change nothing: one default job.
+    args = _common.parse_args(__doc__.split("\n\n")[0], add_arguments, argv)
     if args.cache is not None:
         from jebm._cache import enable_compilation_cache
 

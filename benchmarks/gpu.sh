@@ -91,7 +91,7 @@ if [[ $SMOKE == 1 ]]; then
 else
   # The fast, device-bound scripts first, then the long trainings with what is left.
   phase benchmarks 75 "${RUN_ALL[@]}" --full --only samplers --only chain_scaling \
-    --only train_step --only peers --only score_matching --only logz --only sharding
+    --only train_step --only default_job --only peers --only score_matching --only logz --only sharding
   IMAGE_STEPS=200
   IMAGE_EVAL=("train.chunk_size=50" "train.checkpoint_every=200" "train.eval_every=100")
 fi
