@@ -17,16 +17,20 @@ Run::
     python benchmarks/run_all.py --full          # the prepared GPU command
     python benchmarks/run_all.py --only peers    # one script (repeatable), then RESULTS.md
     python benchmarks/run_all.py --render        # RESULTS.md from the JSON only, no runs
+    python benchmarks/run_all.py --results-dir DIR --only train_step --args train_step \
+        "--objectives pcd --updates 5"           # JSON + RESULTS.md under DIR, extra args
 """
 
 import argparse
 import importlib
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,8 +39,8 @@ RESULTS_DIR = HERE / "results"
 RESULTS_MD = HERE / "RESULTS.md"
 # In this order; later scripts (objectives, digits) run when their files exist.
 SCRIPTS = [
-    "samplers", "score_matching", "chain_scaling", "peers", "logz", "sharding", "objectives",
-    "digits",
+    "samplers", "score_matching", "chain_scaling", "train_step", "default_job", "peers", "logz",
+    "sharding", "objectives", "digits",
 ]  # fmt: skip
 FORCE_CPU = {"sharding"}  # measures fake CPU devices, whatever accelerator is present
 GPU_BACKENDS = {"gpu", "cuda", "rocm"}
@@ -49,6 +53,13 @@ _PROBE = (
 
 
 # ------------------------------------------------------------------------- running
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
 
 
 def available_scripts() -> list[str]:
@@ -88,19 +99,23 @@ def _compile_times(obj) -> list[float]:
     return found
 
 
-def run_script(name: str, full: bool) -> dict:
+def run_script(name: str, full: bool, results_dir: Path = RESULTS_DIR,
+               extra_args: Sequence[str] = ()) -> dict:
     env = _env(name)
     device = probe_device(env)
     backend = device.get("backend", "?")
     print(f"\n=== {name} ({'full' if full else 'quick'}) on {backend} / "
           f"{device.get('device_kind', '?')} x{device.get('num_devices', '?')}, "
           f"jax {device.get('jax', '?')}", flush=True)  # fmt: skip
+    path = results_dir / f"{name}-{backend}.json"
     cmd = [sys.executable, f"benchmarks/{name}.py", "--full" if full else "--quick"]
+    if results_dir != RESULTS_DIR:
+        cmd += ["--out", str(path)]
+    cmd += list(extra_args)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env)
     wall = time.perf_counter() - t0
     summary = {"script": name, "rc": proc.returncode, "wall_s": wall, "device": device}
-    path = RESULTS_DIR / f"{name}-{backend}.json"
     if proc.returncode == 0 and path.exists():
         compiles = _compile_times(json.loads(path.read_text()))
         if compiles:
@@ -283,7 +298,18 @@ def main(argv=None) -> int:
                         help="run only this script (repeatable)")  # fmt: skip
     parser.add_argument("--render", action="store_true",
                         help="only regenerate RESULTS.md from the JSON files")  # fmt: skip
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="write each script's JSON and RESULTS.md here (default "
+                        "benchmarks/results/ and benchmarks/RESULTS.md)")  # fmt: skip
+    parser.add_argument("--args", nargs=2, action="append", default=[], metavar=("NAME", "ARGS"),
+                        help="extra command-line arguments for script NAME, one string "
+                        "(repeatable), e.g. --args train_step '--updates 5'")  # fmt: skip
     args = parser.parse_args(argv)
+    results_dir = args.results_dir.resolve()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    for name, text in args.args:
+        extra.setdefault(name, []).extend(shlex.split(text))
 
     failed = []
     if not args.render:
@@ -296,7 +322,8 @@ def main(argv=None) -> int:
         device = probe_device()
         print(f"device: {device}")
         print(f"scripts: {', '.join(names)} ({'full' if args.full else 'quick'})", flush=True)
-        summaries = [run_script(name, args.full) for name in names]
+        summaries = [run_script(name, args.full, results_dir, extra.get(name, ()))
+                     for name in names]  # fmt: skip
         failed = [s["script"] for s in summaries if s["rc"] != 0]
         print("\n| script | rc | wall s | compiles | median compile s | max compile s |")
         print("|---|---|---|---|---|---|")
@@ -304,8 +331,11 @@ def main(argv=None) -> int:
             c, nan = s.get("compile_s", {}), float("nan")
             print(f"| {s['script']} | {s['rc']} | {s['wall_s']:.1f} | {c.get('count', '—')} | "
                   f"{c.get('median', nan):.2f} | {c.get('max', nan):.2f} |")  # fmt: skip
-    path = render()
-    print(f"\nwrote {path.relative_to(REPO)}")
+    if results_dir == RESULTS_DIR:
+        path = render()
+    else:
+        path = render(results_dir, results_dir / "RESULTS.md")
+    print(f"\nwrote {_shown(path)}")
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0

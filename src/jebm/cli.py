@@ -424,6 +424,10 @@ def main(argv: list[str] | None = None) -> None:
         ``["train", "--config", "configs/8gaussians_pcd.yaml"]``; ``None`` reads
         ``sys.argv[1:]``. ``--from`` is accepted for ``--from-checkpoint``.
     """
+    if argv is None:  # the console script: keep compiled programs between runs
+        from jebm._cache import enable_compilation_cache
+
+        enable_compilation_cache()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("--version", "-V"):
         from jebm import __version__

@@ -18,6 +18,7 @@ from jebm.objectives import (
     sample_replay_buffer,
     update_replay_buffer,
 )
+from jebm.objectives.replay import distinct_indices
 from jebm.samplers.base import SamplingAlgorithm
 from jebm.samplers.mala import mala
 
@@ -65,6 +66,64 @@ def test_sample_and_update_buffer(key):
     np.testing.assert_array_equal(new.samples[indices], positions + 100.0)
     untouched = np.setdiff1d(np.arange(50), np.asarray(indices))
     np.testing.assert_array_equal(new.samples[untouched], buffer.samples[untouched])
+
+
+def _floyd_loop(draws: np.ndarray, size: int) -> list[int]:
+    """Floyd's algorithm, sequentially, on given draws ``t_i ~ U{0..size − num + i}``."""
+    chosen, out = set(), []
+    for i, t in enumerate(draws.tolist()):
+        value = size - len(draws) + i if t in chosen else t
+        chosen.add(value)
+        out.append(value)
+    return out
+
+
+@pytest.mark.parametrize(
+    "size, num",
+    [(1, 1), (2, 1), (2, 2), (7, 7), (8, 5), (64, 63), (300, 256), (10_000, 256), (513, 400)],
+)
+def test_distinct_indices_is_floyds_algorithm(size, num):
+    # The parallel form must return exactly what the sequential loop returns on the same
+    # draws; small populations make collisions (and chains of them) frequent.
+    for seed in range(20):
+        key = jax.random.key(seed)
+        idx = np.asarray(jax.jit(distinct_indices, static_argnums=(1, 2))(key, size, num))
+        draws = np.asarray(jax.random.randint(
+            key, (num,), 0, size - num + 1 + jnp.arange(num, dtype=jnp.int32), dtype=jnp.int32))
+        assert idx.dtype == np.int32 and idx.shape == (num,)
+        assert idx.tolist() == _floyd_loop(draws, size)
+        assert len(set(idx.tolist())) == num  # distinct
+        assert idx.min() >= 0 and idx.max() < size
+
+
+def test_distinct_indices_subsets_are_uniform():
+    # All C(6, 3) = 20 subsets of 3 out of 6: counts over 40 000 draws. Under uniformity
+    # the Pearson statistic is χ²(19): its 0.999 quantile is 43.8.
+    n = 40_000
+    keys = jax.random.split(jax.random.key(11), n)
+    idx = np.asarray(jax.jit(jax.vmap(lambda k: distinct_indices(k, 6, 3)))(keys))
+    codes = np.sort(idx, axis=1) @ np.array([36, 6, 1])
+    _, counts = np.unique(codes, return_counts=True)
+    assert counts.size == 20
+    chi2 = float(np.sum((counts - n / 20) ** 2 / (n / 20)))
+    assert chi2 < 43.8, (chi2, counts)
+
+
+def test_distinct_indices_inclusion_is_uniform():
+    # 256 of 1000, 4000 draws: each entry is drawn ~ Binomial(4000, 0.256) times, sd 27.6;
+    # every one of the 1000 counts within 5 sd (family-wise false alarm ~ 6e-4).
+    n, size, num = 4000, 1000, 256
+    keys = jax.random.split(jax.random.key(12), n)
+    idx = np.asarray(jax.jit(jax.vmap(lambda k: distinct_indices(k, size, num)))(keys))
+    counts = np.bincount(idx.ravel(), minlength=size)
+    p = num / size
+    assert np.all(np.abs(counts - n * p) <= 5 * np.sqrt(n * p * (1 - p))), counts
+
+
+def test_distinct_indices_checks_arguments(key):
+    for size, num in ((4, 5), (4, 0), (0, 0)):
+        with pytest.raises(ValueError, match="num"):
+            distinct_indices(key, size, num)
 
 
 def test_reinit_fraction_is_binomial():

@@ -7,9 +7,11 @@ checkpointed and resumed with the parameters, and its shape and dtype never chan
 One training step (see :func:`jebm.objectives.pcd_loss`):
 
 1. :func:`sample_replay_buffer` draws ``num_chains`` distinct entries uniformly at
-   random and re-initialises each, independently with probability ``reinit_prob``,
-   from draws of a :class:`~jebm.densities.Density` ``init_density`` (by default
-   uniform on the box ``[-1, 1]^event``, see :func:`jebm.densities.uniform_box`);
+   random (a uniform ``num_chains``-subset, :func:`distinct_indices`, whose cost does
+   not grow with ``buffer_size``) and re-initialises each, independently with
+   probability ``reinit_prob``, from draws of a :class:`~jebm.densities.Density`
+   ``init_density`` (by default uniform on the box ``[-1, 1]^event``, see
+   :func:`jebm.densities.uniform_box`);
 2. the caller runs its sampler from these positions;
 3. :func:`update_replay_buffer` writes the chains' final positions back to the same
    entries.
@@ -27,6 +29,7 @@ References:
   uniform noise.)
 """
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -41,6 +44,7 @@ __all__ = [
     "init_replay_buffer",
     "sample_replay_buffer",
     "update_replay_buffer",
+    "distinct_indices",
 ]
 
 
@@ -96,6 +100,75 @@ def init_replay_buffer(key: PRNGKey, init_density: Density, buffer_size: int) ->
     return ReplayBuffer(init_density.sample(key, buffer_size))
 
 
+def distinct_indices(key: PRNGKey, size: int, num: int) -> Array:
+    """``num`` distinct indices in ``[0, size)``, a uniformly random ``num``-subset.
+
+    Floyd's algorithm, computed in parallel in ``O(num log num)`` work, independent of
+    ``size`` (``jax.random.choice(..., replace=False)`` permutes all ``size`` entries).
+
+    Floyd's sequential form: with ``offset = size − num``, for ``i = 0, …, num − 1`` and
+    ``j = offset + i``, draw ``t_i ~ U{0, …, j}``; put ``t_i`` into the set ``S`` unless
+    it is already there, in which case put ``j``. Then (Floyd, by induction on ``i``)
+
+    * *distinct*: every value in ``S`` before step ``i`` is at most ``j − 1``, so the
+      fallback ``j`` is new, and ``t_i`` is only taken when new;
+    * *uniform*: after step ``i``, ``S`` is uniform over the ``(i + 1)``-subsets of
+      ``{0, …, j}``: a subset ``A`` with ``j ∈ A`` arises from ``S = A∖{j}`` and any of
+      the ``i + 1`` draws ``t ∈ A``, one with ``j ∉ A`` from ``S = A∖{x}`` and
+      ``t = x`` for each of its ``i + 1`` elements ``x``; both have probability
+      ``(i + 1) / ((j + 1) C(j, i)) = 1 / C(j + 1, i + 1)``.
+
+    In parallel: every ``t_k`` (``k < i``) is in ``S`` before step ``i`` (taken, or
+    already there), so ``S = {t_k} ∪ {offset + k : k collided}`` and step ``i``
+    *collides* iff ``t_i`` repeats an earlier ``t_k`` (found by one stable sort) or
+    ``t_i = offset + k`` for an earlier step ``k`` that collided. The second case
+    points strictly backwards, so ``collided`` is an OR along chains of pointers,
+    resolved exactly by ``⌈log₂ num⌉`` rounds of pointer jumping. The result equals
+    the sequential algorithm's on the same draws (``tests/objectives/test_replay.py``
+    checks it against a Python loop), in the order of the steps ``i``.
+
+    Args:
+      key: PRNG key.
+      size: the population size (static).
+      num: how many distinct indices, ``1 <= num <= size`` (static).
+
+    Returns:
+      ``int32`` array ``(num,)`` of distinct indices. As a set it is uniform over the
+      ``num``-subsets (up to ``jax.random.randint``'s modulo bias, below ``size / 2⁶⁴``);
+      the order is not a uniform shuffle (a collision's fallback is the largest value
+      so far), which does not matter to callers that treat the entries alike.
+
+    Examples:
+      >>> import jax
+      >>> from jebm.objectives.replay import distinct_indices
+      >>> idx = distinct_indices(jax.random.key(0), 10, 10)
+      >>> sorted(idx.tolist()) == list(range(10))
+      True
+
+    References:
+      Bentley, J. and Floyd, R. W. (1987). Programming pearls: a sample of
+      brilliance. Communications of the ACM 30(9), 754–757.
+    """
+    if not isinstance(size, int) or not isinstance(num, int) or not 1 <= num <= size:
+        raise ValueError(f"need ints 1 <= num <= size, got num={num!r}, size={size!r}.")
+    offset = size - num
+    step = jnp.arange(num, dtype=jnp.int32)
+    last = offset + step  # Floyd's j
+    draws = jax.random.randint(key, (num,), 0, last + 1, dtype=jnp.int32)  # t_i ~ U{0..j}
+    order = jnp.argsort(draws, stable=True)
+    ranked = draws[order]
+    repeat = jnp.zeros((num,), bool).at[order].set(
+        jnp.concatenate([jnp.zeros((1,), bool), ranked[1:] == ranked[:-1]])
+    )
+    pointer = draws - offset  # t_i is the fallback of step t_i − offset ...
+    pointer = jnp.where((pointer >= 0) & (pointer < step), pointer, step)  # ... if earlier
+    collided = repeat
+    for _ in range(math.ceil(math.log2(num))):
+        collided = collided | collided[pointer]
+        pointer = pointer[pointer]
+    return jnp.where(collided, last, draws)
+
+
 def sample_replay_buffer(
     key: PRNGKey,
     buffer: ReplayBuffer,
@@ -126,7 +199,7 @@ def sample_replay_buffer(
         )
     k_idx, k_mask, k_base = jax.random.split(key, 3)
     # Without replacement, so that writing back never puts two chains in one entry.
-    indices = jax.random.choice(k_idx, size, (num_chains,), replace=False).astype(jnp.int32)
+    indices = distinct_indices(k_idx, size, num_chains)
     reinit = jax.random.bernoulli(k_mask, reinit_prob, (num_chains,))
     stored = jax.tree.map(lambda leaf: leaf[indices], buffer.samples)
     fresh = init_density.sample(k_base, num_chains)
