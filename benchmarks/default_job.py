@@ -80,9 +80,8 @@ def main(argv=None) -> dict:
         enable_compilation_cache(args.cache, **extra)
     jax.monitoring.register_event_duration_secs_listener(_listener)
 
-    import jebm.train.loop as loop
-
     import jebm.train as train_package
+    import jebm.train.loop as loop
     from jebm import evaluation, experiment
 
     experiment.build_run = _timed("build run (data, energy, objective, initial state)",
