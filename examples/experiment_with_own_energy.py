@@ -22,14 +22,14 @@ import jebm
 
 
 class QuadraticPlusMLP(nnx.Module):
-    """``E(x) = 0.1‖x‖² + MLP(x)`` on a batch ``(n, 2) -> (n, 1)``."""
+    """``E(x) = 0.25‖x‖² + MLP(x)`` on a batch ``(n, 2) -> (n, 1)``."""
 
     def __init__(self, hidden: int, rngs: nnx.Rngs):
         self.hidden = nnx.Linear(2, hidden, rngs=rngs)
         self.out = nnx.Linear(hidden, 1, rngs=rngs)
 
     def __call__(self, x):
-        return 0.1 * jnp.sum(x**2, axis=-1, keepdims=True) + self.out(jnp.tanh(self.hidden(x)))
+        return 0.25 * jnp.sum(x**2, axis=-1, keepdims=True) + self.out(jnp.tanh(self.hidden(x)))
 
 
 def main(argv=None):
@@ -51,7 +51,10 @@ def main(argv=None):
     after = jebm.evaluation.summary(run, result.state.params)
     print(f"{config.objective.name} on {config.data.name}, {int(result.state.step)} updates")
     for name in ("test_nll", "entropy", "nll_minus_entropy"):
-        print(f"{name:18s} before {before[name]:7.3f}   after {after[name]:7.3f}")
+        values = [f"{s[name]:7.3f}" if s[name] is not None else "refused" for s in (before, after)]
+        print(f"{name:18s} before {values[0]}   after {values[1]}")
+    if after.get("error"):
+        print(after["error"])
 
 
 if __name__ == "__main__":

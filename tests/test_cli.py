@@ -19,7 +19,12 @@ TINY = [
     "objective.num_chains=32",
     "sampler.num_steps=2",
     "model.hidden=[16,16]",
-    "eval.grid_points=40",
+    # a Gaussian base keeps the briefly trained model normalisable, and a box of ±10 holds
+    # its mass, so the grid's coverage check accepts the quadrature
+    "model.base=gaussian",
+    "eval.grid_low=-10.0",
+    "eval.grid_high=10.0",
+    "eval.grid_points=60",
     "eval.num_samples=64",
     "eval.sample_steps=5",
 ]
@@ -103,7 +108,7 @@ def test_evaluate_writes_its_own_file_per_step_once(trained, capsys):
 
 def test_a_changed_evaluation_needs_a_new_workdir(trained, capsys):
     _fails(["train", "--workdir", str(trained), "--no-progress", *TINY, "data.num_test=50",
-            "eval.grid_points=20"], capsys, "eval.grid_points: 40 -> 20")
+            "eval.grid_points=20"], capsys, "eval.grid_points: 60 -> 20")
 
 
 def test_extend_in_place_and_fork_from_a_checkpoint(trained, tmp_path, capsys):
@@ -226,8 +231,8 @@ def test_bad_override_is_reported(tmp_path, capsys):
 
 
 def test_logit_gaussian_base_on_a_toy_is_an_error(tmp_path, capsys):
-    _fails(["train", "--workdir", str(tmp_path / "w"), "--no-progress", "model.base=logit_gaussian",
-            *TINY], capsys, "model.base=logit_gaussian is a density on [0, 1]^d")
+    _fails(["train", "--workdir", str(tmp_path / "w"), "--no-progress", *TINY,
+            "model.base=logit_gaussian"], capsys, "model.base=logit_gaussian is a density on [0, 1]^d")
 
 
 def test_train_with_a_gaussian_base_and_nce(tmp_path, capsys):

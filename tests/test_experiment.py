@@ -42,14 +42,15 @@ def test_registries_are_the_config_choice_lists():
 
 
 class SmallEnergy(nnx.Module):
-    """A user-written NNX energy: a quadratic plus a learned 16-unit tanh correction."""
+    """A user-written NNX energy: a quadratic (normalisable, variance 2) plus a learned
+    16-unit tanh correction."""
 
     def __init__(self, rngs: nnx.Rngs):
         self.hidden = nnx.Linear(2, 16, rngs=rngs)
         self.out = nnx.Linear(16, 1, rngs=rngs)
 
     def __call__(self, x):  # (n, 2) -> (n, 1)
-        return 0.1 * jnp.sum(x**2, -1, keepdims=True) + self.out(jnp.tanh(self.hidden(x)))
+        return 0.25 * jnp.sum(x**2, -1, keepdims=True) + self.out(jnp.tanh(self.hidden(x)))
 
 
 def test_default_run_with_a_user_nnx_energy_trains_and_evaluates(tmp_path):
