@@ -2,6 +2,7 @@
 
 from jebm.objectives.base import Objective, stateless
 from jebm.objectives.contrastive import cd, cd_loss, pcd, pcd_loss
+from jebm.objectives.energy_discrepancy import energy_discrepancy, energy_discrepancy_loss
 from jebm.objectives.nce import (
     GaussianNoise,
     NoiseDistribution,
@@ -50,4 +51,6 @@ __all__ = [
     "fit_gaussian_noise",
     "GaussianNoise",
     "NoiseDistribution",
+    "energy_discrepancy",
+    "energy_discrepancy_loss",
 ]
