@@ -11,6 +11,12 @@ from jebm.objectives.nce import (
     nce_loss,
     nce_params,
 )
+from jebm.objectives.recovery_likelihood import (
+    conditional_samples,
+    recovery_likelihood,
+    recovery_likelihood_loss,
+    recovery_sample,
+)
 from jebm.objectives.replay import (
     ReplayBuffer,
     init_replay_buffer,
@@ -53,4 +59,8 @@ __all__ = [
     "NoiseDistribution",
     "energy_discrepancy",
     "energy_discrepancy_loss",
+    "recovery_likelihood",
+    "recovery_likelihood_loss",
+    "recovery_sample",
+    "conditional_samples",
 ]
