@@ -3,6 +3,10 @@
 from jebm.energies.analytic import AnalyticEnergy, gaussian, gaussian_mixture
 from jebm.energies.conv import ConvEnergy, JointEnergy, conv_energy, joint_energy_fns
 from jebm.energies.mlp import ACTIVATIONS, MLPEnergy, mlp_energy
+from jebm.energies.noise_conditional import (
+    NoiseConditionalConvEnergy,
+    noise_conditional_conv_energy,
+)
 from jebm.energies.toy2d import checkerboard, eight_gaussians, rings
 
 __all__ = [
@@ -19,4 +23,6 @@ __all__ = [
     "conv_energy",
     "JointEnergy",
     "joint_energy_fns",
+    "NoiseConditionalConvEnergy",
+    "noise_conditional_conv_energy",
 ]
