@@ -177,7 +177,7 @@ def train_digit_features(
     replacement from the training split of :func:`jebm.datasets.digits.load_digits` and
     freshly dequantised each step, all in one ``lax.scan`` whose keys are split from
     ``jax.random.key(seed)``. The same seed gives the same weights on the same backend.
-    About two seconds on a CPU.
+    About 6 s of CPU time (compilation included); test accuracy ≈ 0.986 for seed 0.
 
     Args:
       seed: the seed of the initialisation and of the minibatch/dequantisation stream.
