@@ -102,10 +102,12 @@ def test_sign_descent_moves_towards_the_data():
 
 
 def test_ladder_and_recovery_sample(key):
-    # Noise-conditional energy of the data Gaussian smoothed at... nothing: the exact energy
-    # (x − μ)²/(2s²) for every σ. Then every level's conditional is exact, "noise then
-    # recover" leaves N(μ, s²) invariant, and recovery_sample from far-off N(5, 0.01) must
-    # end at mean μ, variance s² (4000 chains; 4 SE on each, SE of the variance s²·√(2/n)).
+    # The "noise-conditional" energy is the exact data energy (x − μ)²/(2s²) at every σ (the
+    # recovery models condition on x̃, so the clean-data energy is the right one at every
+    # level). Each "noise then recover" step then leaves N(μ, s²) invariant and contracts the
+    # mean by s²/(s² + σ²); over the 9 levels below the start offset 4.5 shrinks to ≈ 0.02.
+    # So recovery_sample from far-off N(5, 0.01) must end at mean μ, variance s² (4000 chains;
+    # 4 SE on each: sd of the mean √(s²/n), of the variance s²·√(2/n)).
     cond_energy = lambda p, x, s: energy(p, x)
     theta = jnp.array([MU, S2])
     sigmas = jnp.array([0.3, 1.0, 2.0])
