@@ -232,7 +232,8 @@ def test_bad_override_is_reported(tmp_path, capsys):
 
 def test_logit_gaussian_base_on_a_toy_is_an_error(tmp_path, capsys):
     _fails(["train", "--workdir", str(tmp_path / "w"), "--no-progress", *TINY,
-            "model.base=logit_gaussian"], capsys, "model.base=logit_gaussian is a density on [0, 1]^d")
+            "model.base=logit_gaussian"], capsys,
+           "model.base=logit_gaussian is a density on [0, 1]^d")
 
 
 def test_train_with_a_gaussian_base_and_nce(tmp_path, capsys):

@@ -166,11 +166,13 @@ def test_grid_coverage_flags_a_box_that_cuts_the_density_off():
     from jebm.partition import grid_coverage
 
     target = gaussian(jnp.zeros(2), jnp.eye(2))
-    good = grid_coverage(target.energy_fn, target.params, low=(-8.0, -8.0), high=(8.0, 8.0), num_points=65)
+    good = grid_coverage(target.energy_fn, target.params, low=(-8.0, -8.0),
+                      high=(8.0, 8.0), num_points=65)
     assert bool(good.ok) and float(good.border_mass) < 1e-10
     # [-2, 2]²: each boundary node carries density ≥ φ(2)φ(0); the boundary holds ~3% of
     # the grid's mass, far above the 1e-3 threshold.
-    cut = grid_coverage(target.energy_fn, target.params, low=(-2.0, -2.0), high=(2.0, 2.0), num_points=65)
+    cut = grid_coverage(target.energy_fn, target.params, low=(-2.0, -2.0),
+                     high=(2.0, 2.0), num_points=65)
     assert not bool(cut.ok) and float(cut.border_mass) > 1e-2
 
 
@@ -180,7 +182,8 @@ def test_grid_coverage_flags_a_grid_too_coarse_for_the_density():
     # σ = 0.05 on a spacing of 0.25: the trapezoid sum depends on where the nodes fall, so
     # log Z moves by far more than 0.01 nats when the resolution doubles.
     target = gaussian(jnp.full(2, 0.1), 0.05**2 * jnp.eye(2))
-    coarse = grid_coverage(target.energy_fn, target.params, low=(-4.0, -4.0), high=(4.0, 4.0), num_points=33)
+    coarse = grid_coverage(target.energy_fn, target.params, low=(-4.0, -4.0),
+                        high=(4.0, 4.0), num_points=33)
     assert not bool(coarse.ok)
     assert abs(float(coarse.log_z_finer - coarse.log_z)) > 0.01
 

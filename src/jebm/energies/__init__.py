@@ -15,6 +15,10 @@ from jebm.energies.discrete import (
     rbm_log_z,
 )
 from jebm.energies.mlp import ACTIVATIONS, MLPEnergy, mlp_energy
+from jebm.energies.noise_conditional import (
+    NoiseConditionalConvEnergy,
+    noise_conditional_conv_energy,
+)
 from jebm.energies.toy2d import checkerboard, eight_gaussians, rings
 
 __all__ = [
@@ -41,4 +45,6 @@ __all__ = [
     "binary_states",
     "categorical_states",
     "enumerate_log_z",
+    "NoiseConditionalConvEnergy",
+    "noise_conditional_conv_energy",
 ]

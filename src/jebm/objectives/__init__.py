@@ -8,8 +8,14 @@ from jebm.objectives.discrete import (
     ratio_matching,
     ratio_matching_loss,
 )
+from jebm.objectives.energy_discrepancy import energy_discrepancy, energy_discrepancy_loss
 from jebm.objectives.jem import jem
 from jebm.objectives.nce import nce, nce_loss, nce_params
+from jebm.objectives.recovery_likelihood import (
+    recovery_likelihood,
+    recovery_likelihood_loss,
+    recovery_sample,
+)
 from jebm.objectives.replay import (
     ReplayBuffer,
     init_replay_buffer,
@@ -51,4 +57,9 @@ __all__ = [
     "pseudo_likelihood_loss",
     "ratio_matching",
     "ratio_matching_loss",
+    "energy_discrepancy",
+    "energy_discrepancy_loss",
+    "recovery_likelihood",
+    "recovery_likelihood_loss",
+    "recovery_sample",
 ]
