@@ -58,7 +58,7 @@ import _common  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
-OBJECTIVES = ("cd", "pcd", "esm", "ssm", "dsm", "nce")
+OBJECTIVES = ("cd", "pcd", "esm", "ssm", "dsm", "nce", "ed")
 DATASETS = ("8gaussians", "rings", "checkerboard")
 TARGET = 0.10  # the NLL − H target (nats)
 QUICK_FRACTION = 1.0 / 3.0

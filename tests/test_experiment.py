@@ -18,9 +18,37 @@ from jebm.samplers import SAMPLERS
 CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml"))
 
 
+def _tiny_image_files(name: str, directory: Path) -> str:
+    """Tiny files in the byte format of MNIST's idx-ubyte or CIFAR-10's binary batches."""
+    import struct
+
+    rng = np.random.default_rng(0)
+    if name == "cifar10":
+        from jebm.datasets.cifar import CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES
+
+        for file in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE):
+            rows = [bytes([int(rng.integers(10))]) + rng.integers(0, 256, 3072, np.uint8).tobytes()
+                    for _ in range(4)]
+            (directory / file).write_bytes(b"".join(rows))
+        return str(directory)
+    from jebm.datasets.mnist import MNIST_FILES
+
+    for part, file in MNIST_FILES.items():
+        shape = (8, 28, 28) if "images" in part else (8,)
+        array = rng.integers(0, 10 if "labels" in part else 256, shape, np.uint8)
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", s) for s in shape)
+        (directory / file).write_bytes(header + array.tobytes())
+    return str(directory)
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_every_shipped_config_builds_through_the_experiment_layer(path):
-    cfg = load_config(str(path), ["data.num_test=64"])
+def test_every_shipped_config_builds_through_the_experiment_layer(path, tmp_path):
+    overrides = ["data.num_test=64"]
+    name = load_config(str(path)).data.name
+    if name in ("mnist", "fashion_mnist", "cifar10"):  # file-backed: tiny files, same format
+        overrides += [f"data.path={_tiny_image_files(name, tmp_path)}", "data.num_test=4",
+                      "objective.buffer_size=64", "objective.num_chains=8"]
+    cfg = load_config(str(path), overrides)
     run = experiment.build_run(cfg)
     batch = run.data.sample(jax.random.key(0), 4)
     assert batch.shape == (4, *run.data.event_shape)

@@ -3,6 +3,7 @@
 import gzip
 import struct
 
+import jax
 import numpy as np
 import pytest
 
@@ -104,3 +105,22 @@ def test_missing_files(tmp_path):
         load_mnist(tmp_path)
     with pytest.raises(ValueError, match="not a directory"):
         load_fashion_mnist(tmp_path / "nowhere")
+
+
+def test_mnist_config_builds_a_run_from_data_path(tmp_path):
+    from jebm import experiment
+    from jebm.config import load_config
+
+    rng = np.random.default_rng(3)
+    write_split(tmp_path, rng, n_train=20, n_test=6, shape=(8, 8))
+    cfg = load_config(None, ["data.name=mnist", f"data.path={tmp_path}", "model.kind=conv",
+                             "model.hidden=[8]", "model.features=[4]", "data.batch_size=4",
+                             "objective.buffer_size=16", "objective.num_chains=4",
+                             "objective.init_low=0.0", "objective.init_high=1.0"])
+    run = experiment.build_run(cfg)
+    assert run.data.event_shape == (8, 8) and run.data.test.shape == (6, 8, 8)
+    batch = run.data.sample(jax.random.key(0), 4)
+    # uint8 pixels dequantised into their bins: (p + u) / 256 lies in [p/256, (p+1)/256)
+    assert float(batch.min()) >= 0.0 and float(batch.max()) < 1.0
+    with pytest.raises(ValueError, match="data.path"):
+        experiment.build_run(load_config(None, ["data.name=mnist"]))

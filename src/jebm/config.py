@@ -88,6 +88,9 @@ class DataConfig:
       test_fraction: digits: share of the images held out for the test NLL.
       split_seed: digits: seed of the fixed train/test permutation.
       classes: digits: labels to keep (e.g. ``[0, 1, 2, 3, 4]``); ``None`` keeps all ten.
+      path: mnist, fashion_mnist, cifar10: the folder holding the data set's files (MNIST's
+        idx-ubyte files, gzipped or not; CIFAR-10's *binary* batches). These machines
+        cannot download them.
     """
 
     _section: ClassVar[str] = "data"
@@ -97,6 +100,7 @@ class DataConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     classes: tuple[int, ...] | None = None
+    path: str | None = None
 
     def __post_init__(self):
         _choice(self, "name", _registry("DATASETS"))
@@ -168,7 +172,8 @@ class ObjectiveConfig:
 
     Attributes:
       name: ``cd``, ``pcd``, ``esm`` (exact score matching), ``ssm`` (sliced),
-        ``dsm`` (denoising) or ``nce``.
+        ``dsm`` (denoising), ``nce``, ``ed`` (energy discrepancy) or ``drl`` (diffusion
+        recovery likelihood).
       buffer_size: pcd: replay-buffer entries.
       num_chains: pcd: buffer entries refreshed per update (0: the batch size).
       reinit_prob: pcd: probability of restarting a chain from the uniform box.
@@ -181,6 +186,13 @@ class ObjectiveConfig:
       noise_ratio: nce: noise samples per data point.
       noise: nce: the noise density fitted to the training data, ``gaussian`` (full
         covariance) or ``logit_gaussian`` (data in ``[0, 1]`` only); see ``model.base``.
+      num_negatives: ed: perturbed negatives per data point ``M``.
+      stabilizer: ed: the weight ``w`` of the data point among its negatives.
+      step_scale: drl: Langevin step size relative to ``sigma²`` (``sampler.num_steps``
+        steps per update).
+
+    ``sigma`` is also the perturbation of ``ed`` (Gaussian, σ) and the noise level of
+    ``drl`` (diffusion recovery likelihood at one level).
     """
 
     _section: ClassVar[str] = "objective"
@@ -196,11 +208,16 @@ class ObjectiveConfig:
     sigma: float = 0.1
     noise_ratio: float = 1.0
     noise: str = "gaussian"
+    num_negatives: int = 16
+    stabilizer: float = 1.0
+    step_scale: float = 0.1
 
     def __post_init__(self):
         _choice(self, "name", _registry("OBJECTIVES"))
         _choice(self, "noise", _registry("DENSITIES"))
-        _positive(self, "buffer_size", "num_projections", "sigma", "noise_ratio")
+        _positive(self, "buffer_size", "num_projections", "sigma", "noise_ratio",
+                  "num_negatives", "step_scale")
+        _positive(self, "stabilizer", allow_zero=True)
         _positive(self, "num_chains", "energy_l2", allow_zero=True)
         _require(0.0 <= self.reinit_prob <= 1.0, "objective.reinit_prob", "must be in [0, 1]",
                  self.reinit_prob)

@@ -4,10 +4,11 @@ The data flow of a run is dataset → energy → sampler → objective → optim
 state. Each step has a registry of named factories, and the config's choice lists are
 read from these registries (there is no second copy):
 
-* :data:`DATASETS` — the 2-D toys of :mod:`jebm.datasets.toy2d` and ``digits``;
+* :data:`DATASETS` — the 2-D toys of :mod:`jebm.datasets.toy2d`, ``digits``, and
+  ``mnist``, ``fashion_mnist`` and ``cifar10`` read from ``data.path``;
 * :data:`ENERGIES` — ``mlp`` and ``conv``;
 * :data:`jebm.samplers.SAMPLERS` — through :func:`jebm.samplers.by_name`;
-* :data:`OBJECTIVES` — ``cd``, ``pcd``, ``esm``, ``ssm``, ``dsm``, ``nce``;
+* :data:`OBJECTIVES` — ``cd``, ``pcd``, ``esm``, ``ssm``, ``dsm``, ``nce``, ``ed``, ``drl``;
 * :data:`OPTIMIZERS` — ``adam``, ``adamw``, ``sgd`` (optax), with the config's schedule;
 * :data:`DENSITIES` — tractable densities fitted to the training data (a model's
   ``base``, NCE's ``noise``, an AIS base).
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -119,10 +121,40 @@ def _digits_data(config, key: PRNGKey) -> Data:
                 digits.dequantize(k_train, split.train_counts), digits.IMAGE_SHAPE, None)
 
 
+def _image_files(loader_name: str):
+    """Data from image files at ``data.path`` (uint8 pixels, dequantised to [0, 1])."""
+
+    def load(config, key: PRNGKey) -> Data:
+        from jebm import datasets
+
+        if config.path is None:
+            raise ValueError(f"data.name={config.name} reads its files from data.path; set "
+                             "data.path to the folder that holds them.")
+        split = getattr(datasets, loader_name)(config.path)
+        train = jnp.asarray(split.train_images, jnp.uint8)
+
+        def dequantize(k, pixels):  # uniform noise in each of the 256 bins
+            return (pixels.astype(jnp.float32) + jax.random.uniform(k, pixels.shape)) / 256.0
+
+        def sample(k, n):
+            k_index, k_noise = jax.random.split(k)
+            return dequantize(k_noise, train[jax.random.randint(k_index, (n,), 0, len(train))])
+
+        k_test, k_train = jax.random.split(key)
+        test = dequantize(k_test, jnp.asarray(split.test_images[: config.num_test], jnp.uint8))
+        return Data(config.name, sample, test, dequantize(k_train, train[:10_000]),
+                    tuple(split.train_images.shape[1:]), None)
+
+    return load
+
+
 def _datasets() -> dict[str, Callable]:
     from jebm.datasets.toy2d import NAMES
 
-    return {**{name: _toy_data for name in NAMES}, "digits": _digits_data}
+    return {**{name: _toy_data for name in NAMES}, "digits": _digits_data,
+            "mnist": _image_files("load_mnist"),
+            "fashion_mnist": _image_files("load_fashion_mnist"),
+            "cifar10": _image_files("load_cifar10")}
 
 
 DATASETS: dict[str, Callable[..., Data]] = _datasets()
@@ -298,6 +330,22 @@ def _nce_params(params: PyTree) -> dict:
     return nce_params(params)
 
 
+def _ed(config, energy_fn, sampler, data, noise_key):
+    from jebm.objectives import energy_discrepancy
+
+    obj = config.objective
+    return energy_discrepancy(energy_fn, sigma=obj.sigma, num_negatives=obj.num_negatives,
+                              stabilizer=obj.stabilizer)
+
+
+def _drl(config, energy_fn, sampler, data, noise_key):
+    from jebm.objectives import recovery_likelihood
+
+    obj = config.objective
+    return recovery_likelihood(energy_fn, num_steps=config.sampler.num_steps,
+                               step_scale=obj.step_scale, sigma=obj.sigma)
+
+
 # name -> (factory(config, energy_fn, sampler, data, noise_key) -> Objective,
 #          params(energy_params) -> the trained params)
 OBJECTIVES: dict[str, tuple[Callable, Callable[[PyTree], PyTree]]] = {
@@ -307,6 +355,8 @@ OBJECTIVES: dict[str, tuple[Callable, Callable[[PyTree], PyTree]]] = {
     "ssm": (_ssm, lambda p: p),
     "dsm": (_dsm, lambda p: p),
     "nce": (_nce, lambda p: _nce_params(p)),
+    "ed": (_ed, lambda p: p),
+    "drl": (_drl, lambda p: p),
 }
 
 
