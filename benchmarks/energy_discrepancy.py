@@ -180,3 +180,14 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def render_markdown(payload: dict) -> str:
+    """The RESULTS.md table: NLL − H per data set against the 0.10 target."""
+    rows = [[r["dataset"], r["num_steps"], r["sigma"], r["fourier_features"],
+             "gaussian" if r["gaussian_base"] else "none", r["nll_minus_entropy"], r["mc_error"],
+             "yes" if r["reaches_target"] else "no", r["steps_per_second"], r["wall_s"]]
+            for r in payload["results"]]  # fmt: skip
+    header = ["data", "steps", "σ", "Fourier", "base", "NLL − H", "MC error", "≤ 0.10",
+              "steps/s", "wall s"]
+    return _common.markdown_table(header, rows)

@@ -40,7 +40,7 @@ RESULTS_MD = HERE / "RESULTS.md"
 # In this order; later scripts (objectives, digits) run when their files exist.
 SCRIPTS = [
     "samplers", "score_matching", "chain_scaling", "train_step", "default_job", "peers", "logz",
-    "sharding", "objectives", "digits",
+    "sharding", "discrete", "energy_discrepancy", "objectives", "digits",
 ]  # fmt: skip
 FORCE_CPU = {"sharding"}  # measures fake CPU devices, whatever accelerator is present
 GPU_BACKENDS = {"gpu", "cuda", "rocm"}
