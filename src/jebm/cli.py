@@ -217,7 +217,7 @@ def train(
     _figures(run, result.state, out)
     summary = {"data": cfg.data.name, "objective": cfg.objective.name,
                "num_steps": int(result.state.step),
-               **evaluation.summary(run, result.state.params),
+               **evaluation.summary(run, result.state.params, feature_cache=out),
                "final_metrics": result.metrics, "train_seconds": train_seconds,
                "steps_per_second": result.steps_per_second,
                "total_seconds": time.perf_counter() - tic}
@@ -406,7 +406,8 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
     if path.exists():  # results are written once
         print(f"jebm: {path} exists; not recomputed.", file=sys.stderr)
         return json.loads(path.read_text())
-    summary = {"step": int(state.step), **evaluation.summary(run, state.params)}
+    summary = {"step": int(state.step),
+               **evaluation.summary(run, state.params, feature_cache=wd)}
     _write_json(path, summary)
     return summary
 

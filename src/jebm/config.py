@@ -379,6 +379,8 @@ class EvalConfig:
       ais_chains: images: AIS chains for log Z.
       ais_bridges: images: AIS intermediate distributions.
       ais_step_size: images: initial MALA step size of AIS (adapted on the way).
+      sample_quality: digits: score the model's samples in jebm's own digit features
+        (Fréchet distance, MMD, class coverage, confidence) beside the baselines.
     """
 
     _section: ClassVar[str] = "eval"
@@ -392,6 +394,7 @@ class EvalConfig:
     ais_chains: int = 128
     ais_bridges: int = 300
     ais_step_size: float = 0.05
+    sample_quality: bool = True
 
     def __post_init__(self):
         _positive(self, "grid_points", "num_samples", "sample_steps", "grid_rows",

@@ -53,6 +53,7 @@ __all__ = [
     "periodic_eval_fn",
     "box_ais",
     "density_grid",
+    "digits_sample_quality",
     "summary",
 ]
 
@@ -344,13 +345,47 @@ def density_grid(run, params, num: int = 200):
             np.asarray(true).reshape(shape), np.asarray(energies).reshape(shape))
 
 
-def summary(run, params) -> dict[str, float]:
+def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360) -> dict:
+    """Sample quality of a digits run in jebm's own digit features, beside its baselines.
+
+    Chains of the run's own sampler from its initial positions (``eval.sample_steps``
+    transitions), scored against the test split by
+    :func:`jebm.sample_quality.digit_sample_quality` (Fréchet distance in jebm digit
+    features, kernel MMD with its standard error, class coverage, confidence), next to the
+    train-vs-test floor, the fitted Gaussian, the logit-Gaussian and uniform noise.
+
+    Args:
+      run: a digits :class:`~jebm.experiment.Run`.
+      params: its trained parameters.
+      feature_cache: folder of the feature network's cache (trained once per seed).
+      num_samples: model samples (and samples per baseline).
+
+    Returns:
+      ``{"model": scores, "baselines": {name: scores}, "sample_steps": ...}``.
+    """
+    from jebm import sample_quality as sq
+    from jebm.densities import fit_gaussian, logit_gaussian
+    from jebm.experiment import sample_model
+
+    net = sq.load_or_train_features(feature_cache, seed=run.config.train.seed)
+    draws = sample_model(run, params, jax.random.fold_in(run.eval_key, 1), num_samples,
+                         run.config.eval.sample_steps)
+    model = sq.digit_sample_quality(net, np.asarray(draws), np.asarray(run.data.test))
+    baselines = sq.baseline_report(
+        jax.random.fold_in(run.eval_key, 2), net,
+        {"gaussian": fit_gaussian(run.data.train).sample,
+         "logit_gaussian": logit_gaussian(run.data.train).sample}, num_samples=num_samples)
+    return {"model": model, "baselines": baselines,
+            "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples}
+
+
+def summary(run, params, feature_cache=None) -> dict[str, float]:
     """The headline numbers of a trained run, in nats per point.
 
     2-D data: the test NLL by grid quadrature, the data's entropy ``H`` and
     ``NLL − H`` (≥ 0 up to Monte Carlo error; 0 for a perfect model), reported only when
-    :func:`grid_coverage` accepts the grid (otherwise ``None`` and an ``error``). Images: the AIS
-    test NLL on ``[0, 1]^d`` with its standard error and ESS, next to the
+    :func:`grid_coverage` accepts the grid (otherwise ``None`` and an ``error``). Images:
+    the AIS test NLL on ``[0, 1]^d`` with its standard error and ESS, next to the
     full-covariance Gaussian, logit-Gaussian and uniform baselines (and, for NCE, the
     learned ``log Z``).
 
@@ -359,6 +394,9 @@ def summary(run, params) -> dict[str, float]:
     Args:
       run: the :class:`~jebm.experiment.Run`.
       params: its trained params.
+      feature_cache: digits: the folder of jebm's digit-feature network (trained once per
+        seed); given, and with ``eval.sample_quality``, the summary adds
+        ``sample_quality`` (:func:`digits_sample_quality`).
 
     Returns:
       A JSON-ready dictionary of floats. 2-D: ``test_nll``, ``log_z``, ``entropy``,
@@ -400,6 +438,8 @@ def summary(run, params) -> dict[str, float]:
     logit_gauss_stderr = float(jnp.std(logit_gauss, ddof=1)) / len(logit_gauss) ** 0.5
     ev = run.config.eval
     extra = {"nce_log_z": float(params["log_z"])} if run.config.objective.name == "nce" else {}
+    if feature_cache is not None and run.config.data.name == "digits" and ev.sample_quality:
+        extra["sample_quality"] = digits_sample_quality(run, params, feature_cache)
     return {"test_nll": float(est.nll), "test_nll_stderr": float(est.nll_stderr),
             "log_z": float(result.log_z), "log_z_stderr": float(est.log_z_stderr),
             "mean_energy_test": float(est.mean_energy), "ais_ess": float(result.ess),
