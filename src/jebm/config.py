@@ -345,6 +345,8 @@ class HealthSection:
       max_energy_growth: largest allowed ratio of ``|E|`` to its running median.
       max_energy_gap: largest allowed ``|E(data) − E(negatives)|`` (cd/pcd).
       max_grad_norm_ratio: largest allowed ratio of the gradient norm to its running median.
+      min_grad_norm_ratio: smallest allowed ratio of the gradient norm to its running median
+        (a collapsed model: dead units, a constant energy, no gradient).
       max_divergent_fraction: largest allowed fraction of divergent sampler transitions.
       patience: consecutive failing updates that stop training.
     """
@@ -355,12 +357,14 @@ class HealthSection:
     max_energy_growth: float | None = 100.0
     max_energy_gap: float | None = 1e3
     max_grad_norm_ratio: float | None = 1e3
+    min_grad_norm_ratio: float | None = 1e-6
     max_divergent_fraction: float | None = 0.5
     patience: int = 10
 
     def __post_init__(self):
         _positive(self, "max_abs_energy", "max_energy_growth", "max_energy_gap",
-                  "max_grad_norm_ratio", "max_divergent_fraction", "patience")
+                  "max_grad_norm_ratio", "min_grad_norm_ratio", "max_divergent_fraction",
+                  "patience")
 
 
 @dataclass(frozen=True)

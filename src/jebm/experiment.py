@@ -563,6 +563,7 @@ def health_config(config: Config):
     return HealthConfig(max_abs_energy=h.max_abs_energy, max_energy_growth=h.max_energy_growth,
                         max_energy_gap=h.max_energy_gap,
                         max_grad_norm_ratio=h.max_grad_norm_ratio,
+                        min_grad_norm_ratio=h.min_grad_norm_ratio,
                         max_divergent_fraction=h.max_divergent_fraction, patience=h.patience)
 
 

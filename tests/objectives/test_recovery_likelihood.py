@@ -24,12 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jebm.objectives import (
-    conditional_samples,
-    recovery_likelihood,
-    recovery_likelihood_loss,
-    recovery_sample,
-)
+from jebm.objectives import recovery_likelihood, recovery_likelihood_loss, recovery_sample
+from jebm.objectives.recovery_likelihood import conditional_samples
 from jebm.samplers import mala
 
 MU, S2, SIGMA = 0.5, 1.5, 0.7

@@ -13,7 +13,9 @@ per-step metrics of each training chunk, on the host, after the chunk has run:
   last ``history`` steps (floored at ``energy_floor``, so energies that grow from 0.01
   to 1 do not count as a blow-up);
 * **gap**: ``|energy_pos − energy_neg|`` above ``max_energy_gap``;
-* **gradient**: ``grad_norm`` above ``max_grad_norm_ratio`` times its running median;
+* **gradient**: ``grad_norm`` above ``max_grad_norm_ratio`` times its running median, or
+  below ``min_grad_norm_ratio`` times it (a collapse: e.g. every unit of the network dead,
+  a constant energy and a zero gradient, which no NaN check sees);
 * **sampler**: the fraction of divergent sampler transitions (``sampler/is_divergent``)
   above ``max_divergent_fraction``.
 
@@ -60,6 +62,7 @@ class HealthConfig(NamedTuple):
       energy_floor: the running median of ``|E|`` is taken as at least this.
       max_energy_gap: largest allowed ``|energy_pos − energy_neg|``.
       max_grad_norm_ratio: largest allowed ratio of ``grad_norm`` to its running median.
+      min_grad_norm_ratio: smallest allowed ratio of ``grad_norm`` to its running median.
       max_divergent_fraction: largest allowed fraction of divergent sampler transitions.
       patience: consecutive failing steps that stop training (a checkpoint is healthy
         when none of the last ``patience`` steps failed).
@@ -75,6 +78,7 @@ class HealthConfig(NamedTuple):
     energy_floor: float = 10.0
     max_energy_gap: float | None = 1e3
     max_grad_norm_ratio: float | None = 1e3
+    min_grad_norm_ratio: float | None = 1e-6
     max_divergent_fraction: float | None = 0.5
     patience: int = 10
     history: int = 1000
@@ -119,7 +123,7 @@ def _validate(config: HealthConfig) -> None:
     if not isinstance(config, HealthConfig):
         raise ValueError(f"health must be a HealthConfig or None, got {type(config).__name__}.")
     for name in ("max_abs_energy", "max_energy_growth", "max_energy_gap",
-                 "max_grad_norm_ratio", "max_divergent_fraction"):
+                 "max_grad_norm_ratio", "min_grad_norm_ratio", "max_divergent_fraction"):
         check_float(f"health.{name}", getattr(config, name), optional=True)
     check_float("health.energy_floor", config.energy_floor)
     check_int("health.patience", config.patience)
@@ -150,12 +154,13 @@ def _running_ratio(values: np.ndarray, past: np.ndarray | None, config: HealthCo
     """``values[i] / max(floor, median of the ≤ history values before step i)``.
 
     The window runs over the previous chunks and the chunk's own earlier steps; a step
-    with fewer than ``min_history`` values before it gets ratio 0 (not judged). The
+    with fewer than ``min_history`` values before it gets ratio NaN (not judged: every
+    comparison with it is false). The
     median is robust: a blow-up moves it only once it fills half the window.
     """
     past = np.zeros(0) if past is None else past
     full = np.concatenate([past, values])
-    ratio = np.zeros(len(values))
+    ratio = np.full(len(values), np.nan)
     for i in range(len(values)):
         j = len(past) + i
         if j >= config.min_history:
@@ -217,6 +222,12 @@ def check_health(
         fails.append((ratio > config.max_grad_norm_ratio, "grad_norm",
                           f"grad_norm > max_grad_norm_ratio={config.max_grad_norm_ratio:g} "
                           "times its running median", metrics["grad_norm"]))
+    if config.min_grad_norm_ratio is not None and "grad_norm" in metrics:
+        ratio = _running_ratio(metrics["grad_norm"], state.history.get("grad_norm"), config,
+                               float(np.finfo(np.float32).tiny))
+        fails.append((ratio < config.min_grad_norm_ratio, "grad_norm",
+                      f"grad_norm < min_grad_norm_ratio={config.min_grad_norm_ratio:g} times "
+                      "its running median (the model collapsed)", metrics["grad_norm"]))
     name = config.divergence_metric
     if config.max_divergent_fraction is not None and name in metrics:
         fails.append((metrics[name] > config.max_divergent_fraction, name,
