@@ -554,7 +554,15 @@ RESUMABLE = ("train.chunk_size", "train.log_every", "train.eval_every",
 
 
 def health_config(config: Config):
-    """The :class:`jebm.train.HealthConfig` of ``config.health`` (``None`` when disabled)."""
+    """The :class:`jebm.train.HealthConfig` of ``config.health`` (``None`` when disabled).
+
+    Args:
+      config: the experiment :class:`Config`.
+
+    Returns:
+      A :class:`jebm.train.HealthConfig` with ``config.health``'s thresholds, or ``None``
+      when ``config.health.enabled`` is false.
+    """
     from jebm.train import HealthConfig
 
     h = config.health

@@ -135,13 +135,29 @@ class DigitFeatures(NamedTuple):
 
 
 def digit_logits(net: DigitFeatures, images: Float[Array, "n ..."]) -> Float[Array, "n 10"]:
-    """Class logits of a batch of digits images ``(n, 8, 8)`` or ``(n, 64)`` in [0, 1]."""
+    """Class logits of a batch of digits images ``(n, 8, 8)`` or ``(n, 64)`` in [0, 1].
+
+    Args:
+      net: the feature network.
+      images: ``(n, 8, 8)`` or ``(n, 64)`` images in [0, 1].
+
+    Returns:
+      The ``(n, 10)`` class logits.
+    """
     model = nnx.merge(net.graphdef, net.params)
     return model(jnp.asarray(images, jnp.float32).reshape(len(images), _NUM_PIXELS))
 
 
 def digit_features(net: DigitFeatures, images: Float[Array, "n ..."]) -> Float[Array, "n k"]:
-    """Penultimate features (``k = 32``) of a batch of digits images ``(n, 8, 8)``."""
+    """Penultimate features (``k = 32``) of a batch of digits images ``(n, 8, 8)``.
+
+    Args:
+      net: the feature network.
+      images: ``(n, 8, 8)`` or ``(n, 64)`` images in [0, 1].
+
+    Returns:
+      The ``(n, k)`` features.
+    """
     model = nnx.merge(net.graphdef, net.params)
     return model.features(jnp.asarray(images, jnp.float32).reshape(len(images), _NUM_PIXELS))
 
@@ -152,7 +168,16 @@ def _split_model(seed: int) -> tuple[nnx.GraphDef, PyTree]:
 
 
 def classifier_accuracy(net: DigitFeatures, images: Array, labels: Array) -> float:
-    """Fraction of ``images`` whose arg-max logit equals ``labels``."""
+    """Fraction of ``images`` whose arg-max logit equals ``labels``.
+
+    Args:
+      net: the feature network.
+      images: ``(n, 8, 8)`` or ``(n, 64)`` images in [0, 1].
+      labels: ``(n,)`` integer class labels.
+
+    Returns:
+      The accuracy, a float in [0, 1].
+    """
     predicted = np.asarray(jnp.argmax(digit_logits(net, images), axis=-1))
     return float(np.mean(predicted == np.asarray(labels)))
 
@@ -233,6 +258,13 @@ def save_digit_features(net: DigitFeatures, path: str | os.PathLike) -> Path:
     The file holds one array per parameter (named by its pytree path), the seed, the
     hidden widths, the test accuracy and a format version. It is written to a temporary
     name and moved into place, so a reader never sees half a file.
+
+    Args:
+      net: the feature network to save.
+      path: the file to write; its parent directories are created if missing.
+
+    Returns:
+      ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,6 +283,12 @@ def save_digit_features(net: DigitFeatures, path: str | os.PathLike) -> Path:
 
 def load_digit_features(path: str | os.PathLike) -> DigitFeatures:
     """Read weights written by :func:`save_digit_features`.
+
+    Args:
+      path: the ``.npz`` file to read.
+
+    Returns:
+      The :class:`DigitFeatures` stored in the file.
 
     Raises:
       ValueError: naming the file, if it is not such a file (wrong format version, other
@@ -331,6 +369,15 @@ def frechet_distance_from_moments(
     is symmetric PSD, so both square roots are symmetric eigendecompositions (no
     complex-valued ``sqrtm`` of the non-symmetric ``Σₐ Σ_b``).
 
+    Args:
+      mean_a: the mean ``μₐ``, shape ``(k,)``.
+      cov_a: the covariance ``Σₐ``, shape ``(k, k)``, symmetric PSD.
+      mean_b: the mean ``μ_b``, shape ``(k,)``.
+      cov_b: the covariance ``Σ_b``, shape ``(k, k)``, symmetric PSD.
+
+    Returns:
+      The squared distance, a Python float.
+
     Examples:
       >>> import numpy as np
       >>> from jebm.sample_quality import frechet_distance_from_moments
@@ -390,7 +437,18 @@ def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def median_bandwidth(a: Float[Array, "n ..."], b: Float[Array, "m ..."]) -> float:
-    """The median heuristic: the median distance between distinct points of ``a ∪ b``."""
+    """The median heuristic: the median distance between distinct points of ``a ∪ b``.
+
+    Args:
+      a: ``(n, *event)`` points (flattened per row), ``n >= 2``.
+      b: ``(m, *event)`` points of the same dimension, ``m >= 2``.
+
+    Returns:
+      The median Euclidean distance, a Python float.
+
+    Raises:
+      ValueError: if ``a`` or ``b`` is not a batch of at least 2 rows.
+    """
     z = np.concatenate([_as_rows(a, "a"), _as_rows(b, "b")])
     d = _sq_dists(z, z)[np.triu_indices(len(z), 1)]
     return float(np.sqrt(np.median(d)))
@@ -536,6 +594,9 @@ def kernel_stein_discrepancy(
 def class_coverage(logits: Float[Array, "n c"]) -> dict[str, object]:
     """Histogram of arg-max classes and its entropy, to catch dropped modes.
 
+    Args:
+      logits: ``(n, c)`` class logits, e.g. :func:`digit_logits` of samples.
+
     Returns:
       ``{"fractions": list of c floats, "entropy": nats, "normalized_entropy": entropy /
       log c (1 for a uniform histogram), "min_fraction": the rarest class's share}``.
@@ -555,7 +616,15 @@ def class_coverage(logits: Float[Array, "n c"]) -> dict[str, object]:
 
 
 def confidence(logits: Float[Array, "n c"], threshold: float = CONFIDENCE_THRESHOLD) -> float:
-    """Fraction of rows whose largest softmax probability exceeds ``threshold``."""
+    """Fraction of rows whose largest softmax probability exceeds ``threshold``.
+
+    Args:
+      logits: ``(n, c)`` class logits.
+      threshold: the probability a row's top class must exceed.
+
+    Returns:
+      The fraction, a float in [0, 1].
+    """
     probs = jax.nn.softmax(jnp.asarray(logits, jnp.float32), axis=-1)
     return float(jnp.mean(jnp.max(probs, axis=-1) > threshold))
 

@@ -143,6 +143,16 @@ def binarize(counts: Int[Array, "*shape"], threshold: int = 8) -> Float[Array, "
     The default threshold 8 is half the maximum count 16; the result is a fixed binary
     data set (no noise), for the discrete EBMs of :mod:`jebm.energies.discrete`.
 
+    Args:
+      counts: integer pixel counts in ``0 … 16``, any shape.
+      threshold: the smallest count mapped to 1, an int in ``[1, 16]``.
+
+    Returns:
+      A float32 array of 0.0/1.0 shaped like ``counts``.
+
+    Raises:
+      ValueError: if ``threshold`` is not an int in ``[1, 16]``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from jebm.datasets.digits import binarize

@@ -153,5 +153,15 @@ def load_mnist(path: str | os.PathLike, *, name: str = "MNIST") -> ImageSplit:
 
 
 def load_fashion_mnist(path: str | os.PathLike) -> ImageSplit:
-    """Load Fashion-MNIST: :func:`load_mnist` on its directory (the file names are MNIST's)."""
+    """Load Fashion-MNIST: :func:`load_mnist` on its directory (the file names are MNIST's).
+
+    Args:
+      path: directory holding the four files of :data:`MNIST_FILES`, each optionally ``.gz``.
+
+    Returns:
+      An :class:`ImageSplit` of uint8 ``(n, 28, 28)`` images and int32 labels.
+
+    Raises:
+      ValueError: naming the file, for a missing or malformed file (see :func:`load_mnist`).
+    """
     return load_mnist(path, name="Fashion-MNIST")

@@ -82,6 +82,14 @@ def binary_states(num_units: int, start: int | Array = 0, num: int | None = None
     State ``k`` has unit ``i`` equal to bit ``i`` of ``k`` (unit 0 is the least
     significant bit). By default all ``2^n`` states.
 
+    Args:
+      num_units: ``n``, the number of binary units.
+      start: the integer code of the first state.
+      num: the number of states; ``None`` for ``2^n``.
+
+    Returns:
+      A float32 array ``(num, n)`` of 0/1 states.
+
     Examples:
       >>> binary_states(2)
       Array([[0., 0.],
@@ -101,6 +109,16 @@ def categorical_states(num_sites: int, num_categories: int) -> Array:
     """All ``q^n`` one-hot states of ``n`` sites with ``q`` categories, float32 ``(q^n, n, q)``.
 
     Site ``i`` of state ``k`` has colour digit ``i`` of ``k`` in base ``q``.
+
+    Args:
+      num_sites: ``n``, the number of sites.
+      num_categories: ``q ≥ 2``, the number of categories per site.
+
+    Returns:
+      A float32 array ``(q^n, n, q)`` of one-hot states.
+
+    Raises:
+      ValueError: if ``q^n`` exceeds ``MAX_ENUMERATED_STATES``.
     """
     num_sites = check_int("num_sites", num_sites)
     num_categories = check_int("num_categories", num_categories, minimum=2)
@@ -136,7 +154,16 @@ def _chunked_logsumexp(neg_energy_of_chunk: Callable[[Array], Array], num_states
 
 
 def enumerate_log_z(energy_fn: EnergyFn, params: PyTree, states: Array) -> Array:
-    """``log Σ_x exp(−E(params, x))`` over the given states ``(num_states, *event)``."""
+    """``log Σ_x exp(−E(params, x))`` over the given states ``(num_states, *event)``.
+
+    Args:
+      energy_fn: ``E(params, x)`` for one state ``x``.
+      params: the energy's parameters.
+      states: the states to sum over, ``(num_states, *event)``.
+
+    Returns:
+      The scalar ``log Z`` over ``states``.
+    """
     return jax.nn.logsumexp(-jax.vmap(energy_fn, in_axes=(None, 0))(params, states))
 
 
@@ -179,6 +206,13 @@ def rbm_free_energy(params: PyTree, v: Array) -> Array:
     """``F(v) = −bᵀv − Σ_j softplus(c_j + (Wᵀv)_j)`` for one visible vector ``v`` ``(V,)``.
 
     ``params`` is ``{"weights": (V, H), "visible_bias": (V,), "hidden_bias": (H,)}``.
+
+    Args:
+      params: the RBM's parameters.
+      v: one visible vector, shape ``(V,)``.
+
+    Returns:
+      The scalar free energy ``F(v)``.
     """
     check_event_shape(v, params["visible_bias"].shape, "rbm_free_energy")
     pre = params["hidden_bias"] + v @ params["weights"]
@@ -186,7 +220,15 @@ def rbm_free_energy(params: PyTree, v: Array) -> Array:
 
 
 def rbm_hidden_free_energy(params: PyTree, h: Array) -> Array:
-    """``F_h(h) = −cᵀh − Σ_i softplus(b_i + (Wh)_i)``: the free energy of the hidden units."""
+    """``F_h(h) = −cᵀh − Σ_i softplus(b_i + (Wh)_i)``: the free energy of the hidden units.
+
+    Args:
+      params: the RBM's parameters (as in :func:`rbm_free_energy`).
+      h: one hidden vector, shape ``(H,)``.
+
+    Returns:
+      The scalar free energy ``F_h(h)``.
+    """
     check_event_shape(h, params["hidden_bias"].shape, "rbm_hidden_free_energy")
     pre = params["visible_bias"] + params["weights"] @ h
     return -(h @ params["hidden_bias"]) - jnp.sum(jax.nn.softplus(pre))
@@ -194,6 +236,12 @@ def rbm_hidden_free_energy(params: PyTree, h: Array) -> Array:
 
 def rbm_log_z(params: PyTree) -> Array:
     """Exact ``log Z`` of an RBM by enumerating the smaller layer (chunked, memory-flat).
+
+    Args:
+      params: the RBM's parameters (as in :func:`rbm_free_energy`).
+
+    Returns:
+      The scalar ``log Z = log Σ_v exp(−F(v))``.
 
     Raises:
       ValueError: if the smaller layer has more than 24 units.
@@ -216,6 +264,15 @@ def rbm_init(
     key: PRNGKey, num_visible: int, num_hidden: int, *, scale: float = 0.01
 ) -> dict[str, Array]:
     """RBM parameters: weights ``N(0, scale²)``, zero biases (Hinton's practical guide).
+
+    Args:
+      key: a PRNG key for the weights.
+      num_visible: ``V``, the number of visible units.
+      num_hidden: ``H``, the number of hidden units.
+      scale: the standard deviation of the weights.
+
+    Returns:
+      ``{"weights": (V, H), "visible_bias": (V,), "hidden_bias": (H,)}``.
 
     References:
       Hinton, G. E. (2012). A practical guide to training restricted Boltzmann
@@ -299,6 +356,14 @@ def lattice_couplings(
 
     Sites are numbered in C order; ``J_ij = strength`` for neighbours along any axis
     (wrapping around with ``periodic``), else 0.
+
+    Args:
+      shape: the lattice shape.
+      strength: the coupling ``J`` between neighbours.
+      periodic: whether the lattice wraps around along each axis.
+
+    Returns:
+      A float32 symmetric matrix ``(n, n)`` with zero diagonal.
     """
     shape = tuple(check_int("shape", s) for s in shape)
     n = int(np.prod(shape))

@@ -296,6 +296,17 @@ def cd(
 ) -> Objective:
     """CD-k as a stateless :class:`~jebm.objectives.base.Objective`; see :func:`cd_loss`.
 
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+      sampler: ``logdensity_fn -> SamplingAlgorithm``.
+      num_steps: sampler steps ``k`` per loss evaluation (static).
+      pathwise: add Du et al.'s (2021) KL term, differentiating through the last step.
+      kl_weight: weight of the KL term (only with ``pathwise``).
+      energy_l2: weight ``α`` of ``α (mean E⁺² + mean E⁻²)``; 0 (off) by default.
+
+    Returns:
+      An ``Objective`` whose loss is :func:`cd_loss` with these settings.
+
     Examples:
       >>> import functools
       >>> import jax.numpy as jnp
@@ -450,6 +461,28 @@ def pcd(
     dtype); the buffer is the objective state. With ``target_acceptance`` the state is
     an :class:`AdaptiveStepState` (the buffer and ``log h``, starting at
     ``initial_step_size``, default the sampler partial's ``step_size``).
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+      sampler: ``logdensity_fn -> SamplingAlgorithm``.
+      num_steps: sampler steps per loss evaluation (static).
+      buffer_size: the number of persistent chains in the buffer.
+      reinit_prob: probability that a drawn chain restarts from ``init_density``.
+      init_density: a :class:`~jebm.densities.Density` the buffer is filled from and
+        chains restart from; default uniform on ``[-1, 1]^event``.
+      num_chains: negatives per step (static); default the batch size.
+      pathwise: add the KL term of Du et al. (2021), see :func:`cd_loss`.
+      kl_weight: weight of the KL term (only with ``pathwise``).
+      energy_l2: weight ``α`` of ``α (mean E⁺² + mean E⁻²)``; 0 (off) by default.
+      target_acceptance: if not ``None``, adapt the step size towards this mean
+        acceptance (see :func:`pcd_loss`).
+      adaptation_rate: the constant Robbins–Monro rate on ``log h``.
+      initial_step_size: the starting step size when adapting; default the sampler
+        partial's ``step_size``.
+
+    Returns:
+      An ``Objective`` whose state is the replay buffer (or an ``AdaptiveStepState``)
+      and whose loss is :func:`pcd_loss` with these settings.
 
     Examples:
       >>> import functools, jax, jax.numpy as jnp

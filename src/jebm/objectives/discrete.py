@@ -156,7 +156,16 @@ def pseudo_likelihood_loss(
 def pseudo_likelihood(
     energy_fn: EnergyFn, *, categorical: bool = False, num_sites: int | None = None
 ) -> Objective:
-    """Pseudo-likelihood as a stateless :class:`Objective`; see :func:`pseudo_likelihood_loss`."""
+    """Pseudo-likelihood as a stateless :class:`Objective`; see :func:`pseudo_likelihood_loss`.
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+      categorical: one-hot data along the last axis (static); binary otherwise.
+      num_sites: sites per example (static); all sites by default.
+
+    Returns:
+      An ``Objective`` whose loss is :func:`pseudo_likelihood_loss` with these settings.
+    """
     check_int("num_sites", num_sites, optional=True)
 
     def loss(params, key, batch):
@@ -209,7 +218,15 @@ def ratio_matching_loss(
 
 
 def ratio_matching(energy_fn: EnergyFn, *, num_sites: int | None = None) -> Objective:
-    """Ratio matching as a stateless :class:`Objective`; see :func:`ratio_matching_loss`."""
+    """Ratio matching as a stateless :class:`Objective`; see :func:`ratio_matching_loss`.
+
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched binary ``x``.
+      num_sites: sites per example (static); all sites by default.
+
+    Returns:
+      An ``Objective`` whose loss is :func:`ratio_matching_loss` with these settings.
+    """
     check_int("num_sites", num_sites, optional=True)
 
     def loss(params, key, batch):

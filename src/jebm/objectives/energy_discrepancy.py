@@ -129,6 +129,15 @@ def energy_discrepancy(
 
     See :func:`energy_discrepancy_loss`.
 
+    Args:
+      energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
+      sigma: perturbation scale ``σ``; may be traced.
+      num_negatives: ``M``, draws per data point (static).
+      stabilizer: ``w >= 0``; may be traced.
+
+    Returns:
+      A stateless ``Objective`` whose loss is :func:`energy_discrepancy_loss`.
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from jebm.objectives import energy_discrepancy

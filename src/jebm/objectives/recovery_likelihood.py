@@ -240,6 +240,17 @@ def recovery_likelihood(
 
     See :func:`recovery_likelihood_loss`.
 
+    Args:
+      energy_fn: ``energy_fn(params, x)``, or ``energy_fn(params, x, sigma)`` with ``sigmas``.
+      num_steps: Langevin transitions per conditional chain (static).
+      step_scale: step size relative to ``σ²``; may be traced.
+      sigma: the single noise level; may be traced.
+      sigmas: the ladder of levels; may be traced.
+      sampler: see :func:`conditional_samples`.
+
+    Returns:
+      A stateless ``Objective`` whose loss is :func:`recovery_likelihood_loss`.
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from jebm.objectives import recovery_likelihood

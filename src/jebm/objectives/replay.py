@@ -210,7 +210,17 @@ def sample_replay_buffer(
 def update_replay_buffer(
     buffer: ReplayBuffer, indices: Array, positions: ArrayTree
 ) -> ReplayBuffer:
-    """Write ``positions`` ``(num_chains, *event)`` into the entries ``indices``."""
+    """Write ``positions`` ``(num_chains, *event)`` into the entries ``indices``.
+
+    Args:
+      buffer: the replay buffer.
+      indices: the entries to overwrite, shape ``(num_chains,)``.
+      positions: the new positions, a pytree with leaves ``(num_chains, *event)``; cast to
+        the buffer's dtypes.
+
+    Returns:
+      The updated ``ReplayBuffer``.
+    """
     samples = jax.tree.map(
         lambda leaf, x: leaf.at[indices].set(x.astype(leaf.dtype)), buffer.samples, positions
     )

@@ -55,6 +55,16 @@ __all__ = [
 
 
 class DualAveragingState(NamedTuple):
+    """State of dual-averaging step-size adaptation.
+
+    Attributes:
+      log_step_size: ``log ε_t``, the value to use at the next step.
+      log_step_size_avg: ``log ε̄_t``, the tuned value.
+      error_avg: ``H̄_t``, the running average of ``target − acceptance``.
+      step: ``t``, the number of updates so far.
+      mu: ``log(10 ε₀)``, the shrinkage point.
+    """
+
     log_step_size: Array  # log ε_t, the value to use at the next step
     log_step_size_avg: Array  # log ε̄_t, the tuned value
     error_avg: Array  # H̄_t
@@ -63,7 +73,14 @@ class DualAveragingState(NamedTuple):
 
 
 def dual_averaging_init(step_size: Array) -> DualAveragingState:
-    """The dual-averaging state for an initial step size ``ε₀`` (any shape)."""
+    """The dual-averaging state for an initial step size ``ε₀`` (any shape).
+
+    Args:
+      step_size: the initial step size ``ε₀``, positive; any shape.
+
+    Returns:
+      A ``DualAveragingState`` shaped like ``step_size``.
+    """
     log_step = jnp.log(jnp.asarray(step_size, jnp.float32))
     zeros = jnp.zeros_like(log_step)
     return DualAveragingState(log_step, log_step, zeros, zeros, jnp.log(10.0) + log_step)
@@ -82,6 +99,17 @@ def dual_averaging_update(
 
     A NaN acceptance (a kernel without a Metropolis test, or a NaN log-density) counts
     as 0, so a divergent step pushes the step size down.
+
+    Args:
+      state: the current ``DualAveragingState``.
+      acceptance_rate: the acceptance rate of the last step; broadcasts to the state.
+      target: the target acceptance rate.
+      gamma: ``γ``, the adaptation regularisation scale.
+      t0: ``t₀``, which damps the first iterations.
+      kappa: ``κ``, the exponent of the averaging weight ``t^(−κ)``.
+
+    Returns:
+      The updated ``DualAveragingState``.
     """
     acceptance_rate = jnp.nan_to_num(acceptance_rate, nan=0.0)
     t = state.step + 1.0
@@ -94,6 +122,18 @@ def dual_averaging_update(
 
 
 class WarmupResult(NamedTuple):
+    """The outcome of a warm-up run.
+
+    Attributes:
+      state: the final kernel states, batched over chains; continue sampling from here.
+      step_size: the tuned ``ε̄``; shape ``()`` if shared, ``(num_chains,)`` per chain.
+      inverse_mass_matrix: the estimate, ``(d,)`` if shared, ``(num_chains, d)`` per
+        chain, or as given.
+      acceptance_rate: ``(num_steps,)``, the mean over chains at each warm-up step.
+      step_sizes: ``(num_steps,)`` or ``(num_steps, num_chains)``, the ``ε_t`` used at
+        each step.
+    """
+
     state: ArrayTree  # final kernel states, batched over chains: continue sampling from here
     step_size: Array  # tuned ε̄: () shared, (num_chains,) per chain
     inverse_mass_matrix: Array | None  # (d,) shared, (num_chains, d) per chain, or as given

@@ -52,11 +52,28 @@ NoiseConditionalLogDensityFn = Callable[[ArrayTree, Array], Array]
 
 
 class AnnealedLangevinState(NamedTuple):
+    """State of an annealed Langevin chain.
+
+    Attributes:
+      position: the current position (a pytree of arrays).
+      step: the int32 global step index; the level is ``min(step // T, L − 1)``.
+    """
+
     position: ArrayTree
     step: Array  # int32 global step index; the level is min(step // T, L - 1)
 
 
 class AnnealedLangevinInfo(NamedTuple):
+    """Diagnostics of one annealed Langevin step.
+
+    Attributes:
+      level: the noise level index ``i`` used by this step.
+      sigma: the noise level ``σ_i`` used by this step.
+      step_size: the Langevin step ``α_i = ε σ_i² / σ_L²``.
+      is_divergent: whether the new position was not finite or a traced ``eps`` or
+        ``sigmas`` was bad; the step was then not taken.
+    """
+
     level: Array  # the noise level index used by this step
     sigma: Array
     step_size: Array  # α_i
@@ -64,7 +81,14 @@ class AnnealedLangevinInfo(NamedTuple):
 
 
 def init(position: ArrayTree) -> AnnealedLangevinState:
-    """A state at step 0 (the largest noise level)."""
+    """A state at step 0 (the largest noise level).
+
+    Args:
+      position: the starting position (a pytree of arrays).
+
+    Returns:
+      An ``AnnealedLangevinState`` at ``position`` with ``step = 0``.
+    """
     return AnnealedLangevinState(strong_dtype(position), jnp.zeros((), jnp.int32))
 
 
@@ -73,6 +97,15 @@ def build_kernel(num_steps_per_level: int):
 
     ``logdensity_fn(x, sigma)`` is the noise-conditional log-density; ``sigmas`` (the
     decreasing ladder, shape ``(L,)``) and ``eps`` are traced.
+
+    Args:
+      num_steps_per_level: ``T``, the Langevin steps per noise level (a static int).
+
+    Returns:
+      The kernel function.
+
+    Raises:
+      ValueError: if ``num_steps_per_level`` is not a positive int.
     """
     num_steps_per_level = check_int("num_steps_per_level", num_steps_per_level)
 

@@ -98,12 +98,29 @@ def strong_dtype(tree: ArrayTree) -> ArrayTree:
 
     ``init(1.0)`` would otherwise store a weakly typed ``~float32[]`` that the first step
     turns into ``float32[]``, and a jitted step would compile twice.
+
+    Args:
+      tree: a pytree of arrays or Python numbers.
+
+    Returns:
+      The same pytree with every leaf a strongly typed array.
     """
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), tree)
 
 
 def logdensity_value(logdensity_fn, position: ArrayTree) -> Array:
-    """``logdensity_fn(position)``, checked to be a scalar (jebm's error otherwise)."""
+    """``logdensity_fn(position)``, checked to be a scalar (jebm's error otherwise).
+
+    Args:
+      logdensity_fn: ``x ↦ log p(x)``.
+      position: the point ``x`` (a pytree of arrays).
+
+    Returns:
+      ``log p(x)`` as a strongly typed scalar array.
+
+    Raises:
+      ValueError: if ``logdensity_fn`` does not return a scalar.
+    """
     value = jnp.asarray(logdensity_fn(position))
     _check_scalar(value, logdensity_fn)
     return strong_dtype(value)
@@ -115,6 +132,13 @@ def logdensity_and_grad(logdensity_fn, position: ArrayTree) -> tuple[Array, Arra
     ``jax.value_and_grad`` would fail on a vector with a generic ``TypeError``; here the
     shape is checked between the forward pass and the pullback (``jax.vjp``), so the
     cost is the same one ``value_and_grad``.
+
+    Args:
+      logdensity_fn: ``x ↦ log p(x)``.
+      position: the point ``x`` (a pytree of arrays).
+
+    Returns:
+      ``(log p(x), ∇log p(x))``; the gradient has the structure of ``position``.
 
     Raises:
       ValueError: if ``logdensity_fn`` does not return a scalar.
@@ -130,6 +154,12 @@ def tunables_valid(*tunables: ArrayTree) -> Array:
 
     Kernels fold this into their validity test: a bad traced step size (or friction,
     scale …) rejects the step and shows up as ``info.is_divergent``.
+
+    Args:
+      *tunables: arrays or pytrees of arrays.
+
+    Returns:
+      A scalar bool array; ``True`` when no tunables are given.
     """
     leaves = [jnp.asarray(v) for t in tunables for v in jax.tree.leaves(t)]
     if not leaves:
@@ -139,6 +169,13 @@ def tunables_valid(*tunables: ArrayTree) -> Array:
 
 def scalar_tunable(value, name: str) -> Array:
     """A scalar tunable; a size-1 array (BlackJAX's ``(1,)`` for a scalar) is reshaped.
+
+    Args:
+      value: a scalar or a size-1 array.
+      name: the tunable's name, for the error message.
+
+    Returns:
+      ``value`` as an array of shape ``()``.
 
     Raises:
       ValueError: naming ``name`` for any other shape.
@@ -170,6 +207,13 @@ class MassMatrix(NamedTuple):
 
 def mass_matrix(inverse_mass_matrix: Array, dim: int) -> MassMatrix:
     """The :class:`MassMatrix` maps for ``M⁻¹`` of shape ``(dim,)`` or ``(dim, dim)``.
+
+    Args:
+      inverse_mass_matrix: ``M⁻¹``, diagonal ``(dim,)`` or dense ``(dim, dim)``.
+      dim: the number of elements of the flattened position.
+
+    Returns:
+      A ``MassMatrix`` of the maps for this ``M⁻¹``.
 
     Raises:
       ValueError: for any other shape.
@@ -258,7 +302,15 @@ def normal_and_uniform(key: PRNGKey, position: ArrayTree) -> tuple[ArrayTree, Ar
 
 
 def normal_like(key: PRNGKey, position: ArrayTree) -> ArrayTree:
-    """Standard normal noise shaped like ``position`` (no uniform is drawn)."""
+    """Standard normal noise shaped like ``position`` (no uniform is drawn).
+
+    Args:
+      key: a PRNG key.
+      position: a pytree of arrays giving the shapes and dtypes.
+
+    Returns:
+      A pytree like ``position`` of ``N(0, 1)`` draws.
+    """
     return _normals(key, position, 0)[0]
 
 
@@ -286,7 +338,15 @@ def metropolis_select(
 
 
 def tree_vdot(a: ArrayTree, b: ArrayTree) -> Array:
-    """Σ over leaves of the elementwise product."""
+    """Σ over leaves of the elementwise product.
+
+    Args:
+      a: a pytree of arrays.
+      b: a pytree with the structure and shapes of ``a``.
+
+    Returns:
+      The scalar ``Σ_leaves vdot(a_leaf, b_leaf)``.
+    """
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
@@ -308,6 +368,14 @@ def tree_broadcast(value: ArrayTree, tree: ArrayTree, name: str = "value") -> Ar
     As in BlackJAX, a single 1-D array with one entry per element of the *flattened*
     position (``jax.flatten_util.ravel_pytree`` order) is also accepted, e.g. shape
     ``(1,)`` for a scalar position, or ``(3,)`` for ``{"a": (2,), "b": ()}``.
+
+    Args:
+      value: the tunable; a scalar, an array, or a pytree shaped like ``tree``.
+      tree: the position whose leaves give the target shapes and dtypes.
+      name: the tunable's name, for error messages.
+
+    Returns:
+      A pytree like ``tree``, each leaf ``value`` broadcast to the leaf's shape and dtype.
 
     Raises:
       ValueError: naming ``name`` when the structures or shapes do not fit.

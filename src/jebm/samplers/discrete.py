@@ -77,29 +77,59 @@ __all__ = [
 
 
 class DiscreteState(NamedTuple):
+    """State of a single-site Metropolis chain on binary or one-hot states.
+
+    Attributes:
+      position: the current state.
+      logdensity: ``log p(position)``, cached.
+    """
+
     position: Array
     logdensity: Array
 
 
 class GWGState(NamedTuple):
+    """State of a Gibbs-with-Gradients chain.
+
+    Attributes:
+      position: the current state.
+      logdensity: ``log p(position)``, cached.
+      logdensity_grad: ``∇log p(position)``, cached; shaped like ``position``.
+    """
+
     position: Array
     logdensity: Array
     logdensity_grad: Array
 
 
 class DiscreteInfo(NamedTuple):
+    """Diagnostics of one discrete Metropolis–Hastings step.
+
+    Attributes:
+      acceptance_rate: the Metropolis–Hastings acceptance probability.
+      is_accepted: whether the proposal was accepted.
+    """
+
     acceptance_rate: Array
     is_accepted: Array
 
 
 class BlockGibbsState(NamedTuple):
+    """State of block Gibbs sampling in a Bernoulli RBM.
+
+    Attributes:
+      position: the visible units ``v``, shape ``(V,)``.
+      logdensity: ``−F(v)``, the negative free energy.
+      hidden_preactivation: ``c + Wᵀv``, shape ``(H,)``.
+    """
+
     position: Array  # visible units v, (V,)
     logdensity: Array  # −F(v)
     hidden_preactivation: Array  # c + Wᵀv, (H,)
 
 
 class BlockGibbsInfo(NamedTuple):
-    pass
+    """Diagnostics of one block Gibbs sweep; it has no fields, as every sweep is accepted."""
 
 
 def _uniforms(key: PRNGKey, n: int, dtype) -> Array:
@@ -177,6 +207,15 @@ def _inverse_cdf(logits: Array, u: Array) -> tuple[Array, Array]:
 
 
 def metropolis_flip_init(position: Array, logdensity_fn: LogDensityFn) -> DiscreteState:
+    """The single-site Metropolis state at ``position``.
+
+    Args:
+      position: a binary state, or one-hot along the last axis.
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
+
+    Returns:
+      A ``DiscreteState`` holding the position and its log-density.
+    """
     position = jnp.asarray(position)
     return DiscreteState(position, logdensity_fn(position))
 
@@ -245,6 +284,15 @@ def metropolis_flip(logdensity_fn: LogDensityFn, *, categorical: bool = False) -
 
 
 def gwg_init(position: Array, logdensity_fn: LogDensityFn) -> GWGState:
+    """The Gibbs-with-Gradients state at ``position``.
+
+    Args:
+      position: a binary state, or one-hot along the last axis.
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant, differentiable in ``x``.
+
+    Returns:
+      A ``GWGState`` holding the position, its log-density and its gradient.
+    """
     position = jnp.asarray(position)
     logdensity, grad = jax.value_and_grad(logdensity_fn)(position)
     return GWGState(position, logdensity, grad)
@@ -341,6 +389,13 @@ def block_gibbs_init(position: Array, params: PyTree) -> BlockGibbsState:
 
     ``params`` is ``{"weights": (V, H), "visible_bias": (V,), "hidden_bias": (H,)}``, as
     in :func:`jebm.energies.discrete.bernoulli_rbm`.
+
+    Args:
+      position: the visible units ``v``, shape ``(V,)``.
+      params: the RBM's parameters.
+
+    Returns:
+      A ``BlockGibbsState`` with ``−F(v)`` and the hidden pre-activation ``c + Wᵀv``.
     """
     return _rbm_state(jnp.asarray(position), params)
 

@@ -49,12 +49,30 @@ __all__ = ["HMCState", "HMCInfo", "init", "build_kernel", "hmc"]
 
 
 class HMCState(NamedTuple):
+    """State of an HMC chain.
+
+    Attributes:
+      position: the current position (a pytree of arrays).
+      logdensity: ``log p(position)``, cached.
+      logdensity_grad: ``∇log p(position)``, cached; same structure as ``position``.
+    """
+
     position: ArrayTree
     logdensity: Array
     logdensity_grad: ArrayTree
 
 
 class HMCInfo(NamedTuple):
+    """Diagnostics of one HMC transition.
+
+    Attributes:
+      acceptance_rate: the acceptance probability ``min(1, exp(−ΔH))``.
+      is_accepted: whether the trajectory's end point was accepted.
+      is_divergent: whether the end point was not finite or the energy error exceeded
+        the divergence threshold; the end point is then rejected.
+      energy_error: ``ΔH = H(end) − H(start)``; the log acceptance ratio is ``−ΔH``.
+    """
+
     acceptance_rate: Array
     is_accepted: Array
     is_divergent: Array  # non-finite end point or energy error above the threshold
@@ -62,6 +80,16 @@ class HMCInfo(NamedTuple):
 
 
 def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> HMCState:
+    """Build an HMC state at ``position``.
+
+    Args:
+      position: the starting position (a pytree of arrays); Python and weakly typed
+        scalars are made strongly typed.
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
+
+    Returns:
+      A ``HMCState`` holding the position, its log-density and its gradient.
+    """
     position = strong_dtype(position)
     logdensity, grad = logdensity_and_grad(logdensity_fn, position)
     return HMCState(position, logdensity, grad)

@@ -57,6 +57,17 @@ __all__ = ["NUTSInfo", "init", "build_kernel", "nuts"]
 
 
 class NUTSInfo(NamedTuple):
+    """Diagnostics of one NUTS transition.
+
+    Attributes:
+      acceptance_rate: the mean Metropolis acceptance along the trajectory.
+      is_divergent: whether the energy error exceeded the threshold, or a tunable or the
+        starting state was bad.
+      num_integration_steps: the leapfrog steps (gradient evaluations) of this transition.
+      num_trajectory_expansions: the number of trajectory doublings.
+      energy: the Hamiltonian of the new state.
+    """
+
     acceptance_rate: Array  # mean Metropolis acceptance along the trajectory
     is_divergent: Array  # energy error above the threshold, or a bad tunable / start
     num_integration_steps: Array  # leapfrog steps (gradient evaluations) of this step
@@ -78,7 +89,15 @@ def _blackjax():
 
 
 def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> HMCState:
-    """The NUTS state is HMC's: position, log-density and its gradient (jebm-checked)."""
+    """The NUTS state is HMC's: position, log-density and its gradient (jebm-checked).
+
+    Args:
+      position: the starting position (a pytree of arrays).
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
+
+    Returns:
+      An :class:`~jebm.samplers.hmc.HMCState` at ``position``.
+    """
     position = strong_dtype(position)
     logdensity, grad = logdensity_and_grad(logdensity_fn, position)
     return HMCState(position, logdensity, grad)

@@ -54,6 +54,15 @@ def _moments_update(moments: RunningMoments, x: ArrayTree) -> RunningMoments:
 
 
 class ChainResult(NamedTuple):
+    """The outcome of running a batch of chains.
+
+    Attributes:
+      state: the final states, batched over chains.
+      trace: the kept draws, ``(num_kept, num_chains, *event)``, or ``None``.
+      info: ``(num_kept, num_chains)`` block averages of each info field.
+      moments: the per-chain running moments of the kept draws.
+    """
+
     state: ArrayTree  # final states, batched over chains
     trace: ArrayTree | None  # (num_kept, num_chains, *event) or None
     info: ArrayTree  # (num_kept, num_chains) block averages of each info field

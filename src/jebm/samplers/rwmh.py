@@ -40,17 +40,43 @@ __all__ = ["RWMHState", "RWMHInfo", "init", "build_kernel", "rwmh"]
 
 
 class RWMHState(NamedTuple):
+    """State of a random-walk Metropolis–Hastings chain.
+
+    Attributes:
+      position: the current position (a pytree of arrays).
+      logdensity: ``log p(position)``, cached.
+    """
+
     position: ArrayTree
     logdensity: Array
 
 
 class RWMHInfo(NamedTuple):
+    """Diagnostics of one RWMH transition.
+
+    Attributes:
+      acceptance_rate: the Metropolis acceptance probability ``min(1, p(x′) / p(x))``.
+      is_accepted: whether the proposal was accepted.
+      is_divergent: whether the proposal or current state was not finite, or a traced
+        step size was bad; the proposal is then rejected.
+    """
+
     acceptance_rate: Array
     is_accepted: Array
     is_divergent: Array  # non-finite proposal or current state, or a bad traced step size
 
 
 def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> RWMHState:
+    """Build an RWMH state at ``position``.
+
+    Args:
+      position: the starting position (a pytree of arrays); Python and weakly typed
+        scalars are made strongly typed.
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
+
+    Returns:
+      An ``RWMHState`` holding the position and its log-density.
+    """
     position = strong_dtype(position)
     return RWMHState(position, logdensity_value(logdensity_fn, position))
 

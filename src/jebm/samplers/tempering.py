@@ -55,11 +55,29 @@ __all__ = [
 
 
 class TemperedState(NamedTuple):
+    """State of a replica-exchange chain.
+
+    Attributes:
+      replicas: the base-kernel states with a leading ``(R,)`` axis; replica ``r`` is at
+        inverse temperature ``β_r``.
+      step: the int32 step counter; its parity chooses the swap pairs.
+    """
+
     replicas: ArrayTree  # base-kernel states with a leading (R,) axis; replica r at β_r
     step: Array  # int32 step counter: its parity chooses the swap pairs
 
 
 class TemperedInfo(NamedTuple):
+    """Diagnostics of one replica-exchange step.
+
+    Attributes:
+      replica_info: the base-kernel infos, with a leading ``(R,)`` axis.
+      swap_proposed: ``(R − 1,)`` bool; pair ``(i, i + 1)`` was proposed at this step.
+      swap_accepted: ``(R − 1,)`` bool; pair ``(i, i + 1)`` was swapped.
+      swap_acceptance_rate: ``(R − 1,)``; ``min(1, α)`` for proposed pairs, 0 otherwise.
+      is_divergent: whether any replica's base step was divergent.
+    """
+
     replica_info: ArrayTree  # base-kernel infos, leading (R,) axis
     swap_proposed: Array  # (R − 1,) bool: pair (i, i + 1) was proposed at this step
     swap_accepted: Array  # (R − 1,) bool
@@ -77,7 +95,17 @@ def init(
     inverse_temperatures: Array,
     base_init: Callable,
 ) -> TemperedState:
-    """Every replica starts at ``position`` (one unbatched position)."""
+    """Every replica starts at ``position`` (one unbatched position).
+
+    Args:
+      position: the starting position (a pytree of arrays, unbatched).
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant, untempered.
+      inverse_temperatures: the ladder ``β``, shape ``(R,)``.
+      base_init: ``base_init(position, logdensity_fn) -> state`` of the base kernel.
+
+    Returns:
+      A ``TemperedState`` with ``R`` replicas at ``position`` and ``step = 0``.
+    """
     betas = jnp.asarray(inverse_temperatures)
     replicas = jax.vmap(lambda b: base_init(position, _tempered(logdensity_fn, b)))(betas)
     return TemperedState(replicas, jnp.zeros((), jnp.int32))
@@ -101,6 +129,12 @@ def build_kernel(base_kernel: Callable):
     ``base_kernel(key, state, logdensity_fn, *tunables)`` is any jebm kernel whose state
     caches ``logdensity`` (and ``logdensity_grad``). Each tunable is a scalar (shared by
     all replicas) or an array with a leading ``(R,)`` axis (one value per replica).
+
+    Args:
+      base_kernel: the kernel each replica runs at its own temperature.
+
+    Returns:
+      The kernel function; it returns ``(TemperedState, TemperedInfo)``.
     """
 
     def kernel(
@@ -149,6 +183,12 @@ def cold_position(state: TemperedState) -> ArrayTree:
     """The β = 1 replica's position, for one state or a batch of chains.
 
     Use as ``run_chains(..., transform=cold_position)``.
+
+    Args:
+      state: a ``TemperedState``, or one batched over chains.
+
+    Returns:
+      The position of replica 0 (``β = 1``), batched like ``state``.
     """
     axis = jnp.ndim(state.step)  # 0 for one chain, 1 for (num_chains, R, ...)
     return jax.tree.map(lambda v: jnp.take(v, 0, axis=axis), state.replicas.position)

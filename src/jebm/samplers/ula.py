@@ -69,12 +69,29 @@ __all__ = ["ULAState", "ULAInfo", "init", "build_kernel", "ula"]
 
 
 class ULAState(NamedTuple):
+    """State of a ULA chain.
+
+    Attributes:
+      position: the current position (a pytree of arrays).
+      logdensity: ``log p(position)``, cached.
+      logdensity_grad: ``∇log p(position)``, cached; same structure as ``position``.
+    """
+
     position: ArrayTree
     logdensity: Array
     logdensity_grad: ArrayTree
 
 
 class ULAInfo(NamedTuple):
+    """Diagnostics of one ULA step.
+
+    Attributes:
+      grad_norm: the global L2 norm of ``∇log p`` at the old position, before clipping.
+      is_divergent: whether the new state was not finite or a traced tunable was bad (the
+        step was then not taken), or the step started from a state whose log-density is
+        not finite (the step is taken if it lands well).
+    """
+
     grad_norm: Array  # global L2 norm of ∇log p at the old position, before clipping
     # Non-finite new state or bad traced tunable (the step was not taken), or a start from
     # a state whose log-density is not finite (the step is taken if it lands well).
@@ -82,6 +99,16 @@ class ULAInfo(NamedTuple):
 
 
 def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> ULAState:
+    """Build a ULA state at ``position``.
+
+    Args:
+      position: the starting position (a pytree of arrays); Python and weakly typed
+        scalars are made strongly typed.
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
+
+    Returns:
+      A ``ULAState`` holding the position, its log-density and its gradient.
+    """
     position = strong_dtype(position)
     logdensity, grad = logdensity_and_grad(logdensity_fn, position)
     return ULAState(position, logdensity, grad)

@@ -70,6 +70,15 @@ __all__ = [
 
 
 class UnderdampedLangevinState(NamedTuple):
+    """State of an underdamped Langevin chain.
+
+    Attributes:
+      position: the current position ``x`` (a pytree of arrays).
+      momentum: the momentum ``p``; same structure as ``position``.
+      logdensity: ``log p(position)``, cached.
+      logdensity_grad: ``∇log p(position)``, cached; same structure as ``position``.
+    """
+
     position: ArrayTree
     momentum: ArrayTree
     logdensity: Array
@@ -77,6 +86,15 @@ class UnderdampedLangevinState(NamedTuple):
 
 
 class UnderdampedLangevinInfo(NamedTuple):
+    """Diagnostics of one BAOAB step.
+
+    Attributes:
+      kinetic_energy: ``|p|²/2`` after the step (its mean is ``d/2 − h² tr(P)/8`` on a
+        Gaussian target with precision ``P``).
+      is_divergent: whether the result was not finite or a traced tunable was bad; the
+        step was then not taken.
+    """
+
     kinetic_energy: Array  # |p|²/2 after the step (its mean is d/2 − h² tr(P)/8 on a Gaussian)
     is_divergent: Array  # non-finite result or bad traced tunable: the step was not taken
 
@@ -84,7 +102,16 @@ class UnderdampedLangevinInfo(NamedTuple):
 def init(
     position: ArrayTree, logdensity_fn: LogDensityFn, momentum: ArrayTree | None = None
 ) -> UnderdampedLangevinState:
-    """A state at ``position`` with the given momentum (zero by default)."""
+    """A state at ``position`` with the given momentum (zero by default).
+
+    Args:
+      position: the starting position (a pytree of arrays).
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
+      momentum: the starting momentum, same structure as ``position``; ``None`` for zero.
+
+    Returns:
+      An ``UnderdampedLangevinState`` with the log-density and gradient at ``position``.
+    """
     position = strong_dtype(position)
     logdensity, grad = logdensity_and_grad(logdensity_fn, position)
     if momentum is None:

@@ -157,7 +157,14 @@ def checkpoint_manager(
 
 
 def checkpoint_steps(manager: ocp.CheckpointManager) -> list[int]:
-    """The steps with a finished checkpoint, ascending."""
+    """The steps with a finished checkpoint, ascending.
+
+    Args:
+      manager: the Orbax checkpoint manager.
+
+    Returns:
+      The sorted list of checkpointed steps.
+    """
     return sorted(manager.all_steps())
 
 

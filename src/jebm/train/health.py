@@ -266,6 +266,17 @@ def check_health(
 
 
 def is_healthy(config: HealthConfig, state: HealthState, step: int) -> bool:
-    """Whether a checkpoint written at ``step`` counts as healthy: no check failed in
-    the last ``patience`` steps up to it."""
+    """Whether a checkpoint written at ``step`` counts as healthy.
+
+    It is healthy when no check failed in the last ``patience`` steps up to it.
+
+    Args:
+      config: the health thresholds; only ``patience`` is used.
+      state: the health state; its ``last_failure`` is the 1-based step of the last failure.
+      step: the step the checkpoint is written at.
+
+    Returns:
+      ``True`` if no check has failed, or the last failure is at least ``patience`` steps
+      before ``step``.
+    """
     return state.last_failure is None or step - state.last_failure >= config.patience

@@ -125,6 +125,15 @@ class TrainingDivergedError(RuntimeError):
 
 
 class TrainResult(NamedTuple):
+    """The outcome of a training run.
+
+    Attributes:
+      state: the final training state.
+      metrics: the means of the metrics over the last logging window.
+      eval: the last evaluation (empty without ``eval_fn``).
+      steps_per_second: the steady-state throughput, excluding the first (compiling) chunk.
+    """
+
     state: TrainState
     metrics: dict[str, float]  # means over the last logging window
     eval: dict[str, float]  # the last evaluation (empty without eval_fn)
