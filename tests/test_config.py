@@ -128,7 +128,7 @@ def test_shipped_configs_load_and_pcd_is_the_default():
 
     configs = Path(__file__).resolve().parents[1] / "configs"
     names = sorted(p.stem for p in configs.glob("*.yaml"))
-    toys = ["cd", "dsm", "esm", "nce", "pcd", "ssm"]
+    toys = ["cd", "dsm", "ed", "esm", "nce", "pcd", "ssm"]
     assert set(toys) | {"digits_pcd", "digits_nce"} <= set(names)
     for name in toys:
         config = load_config(str(configs / f"{name}.yaml"))

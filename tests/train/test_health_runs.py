@@ -17,17 +17,19 @@ _SHORT = ["train.num_steps=50", "train.chunk_size=10", "train.checkpoint_every=1
 @pytest.mark.slow
 @pytest.mark.parametrize("overrides, check", [
     (["sampler.step_size=100"], "max_energy_gap"),
-    # Since the replay buffer's draw changed (session 3), this run no longer reaches
-    # |E| > 1e4: its network dies instead (every unit dead, E ≡ 0, zero gradient after about
-    # step 110), which the collapse check catches once the running median has 100 steps.
+    # A learning rate of 10 is chaotic: depending on the random stream and on XLA's
+    # floating-point schedule the run either blows up (|E| ~ 1e13 by step 90: the magnitude
+    # check) or its network dies (every unit dead, E ≡ 0, a zero gradient after about step
+    # 110: the collapse check, once the running median has 100 steps). Either is caught.
     (["optimizer.learning_rate=10", "optimizer.warmup_steps=100", "train.num_steps=200"],
-     "min_grad_norm_ratio"),
+     ("max_abs_energy", "min_grad_norm_ratio")),
 ])
 def test_issue_blowups_are_caught_with_the_healthy_checkpoint_kept(tmp_path, overrides, check):
     with pytest.raises(TrainingDivergedError) as err:
         train(workdir=str(tmp_path), overrides=_SHORT + overrides, progress=False)
     e = err.value
-    assert e.step < 200 and check in str(e), str(e)
+    checks = (check,) if isinstance(check, str) else check
+    assert e.step < 200 and any(c in str(e) for c in checks), str(e)
     # keep_checkpoints=1, yet the newest healthy checkpoint survives rotation and is named
     assert e.healthy_checkpoint is not None
     assert f"newest healthy checkpoint, step {e.healthy_checkpoint} in" in str(e)

