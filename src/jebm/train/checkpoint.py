@@ -20,6 +20,7 @@ stores ``origin = {"directory", "step", "healthy"}`` in each of its own checkpoi
 """
 
 import hashlib
+import logging
 import os
 from typing import Any, NamedTuple
 
@@ -44,6 +45,25 @@ __all__ = [
 
 _FORMAT = "jebm-train-state/1"
 _MAX_LISTED = 8
+
+
+class _TensorstoreLeftovers(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" records that a failed orbax
+    restore leaves behind: tensorstore reads of the damaged checkpoint, each printing its
+    multi-kilobyte spec when garbage-collected. jebm has already reported that checkpoint
+    (in two lines, naming the newest intact one); other asyncio records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Task exception was never retrieved")
+                    and "tensorstore" in message)
+
+
+def _quiet_orbax_leftovers() -> None:
+    """Install :class:`_TensorstoreLeftovers` on the asyncio logger (once)."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _TensorstoreLeftovers) for f in logger.filters):
+        logger.addFilter(_TensorstoreLeftovers())
 
 
 class CheckpointError(ValueError):
@@ -300,6 +320,7 @@ def list_checkpoints(
 
 def _newest_intact_note(manager: ocp.CheckpointManager, bad_step: int) -> str:
     """A sentence naming the newest intact checkpoint other than ``bad_step``."""
+    _quiet_orbax_leftovers()  # every damage report comes through here
     for step in sorted((s for s in checkpoint_steps(manager) if s != bad_step), reverse=True):
         meta, problem = _verify(manager, step)
         if not problem:
@@ -381,6 +402,7 @@ def restore_checkpoint(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(flat_template))
         )["state"]
     except Exception as err:
+        _quiet_orbax_leftovers()
         problem = f"{where} is damaged and cannot be read ({_short(err)})."
         raise CheckpointError(f"{problem}\n{_newest_intact_note(manager, step)}") from None
     leaves = []
