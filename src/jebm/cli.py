@@ -308,13 +308,8 @@ def sample(
         run = experiment.build_run(cfg)
         params = experiment.restore_state(run, workdir).params
         energy_fn, sampler = run.model_energy_fn, sampler or cfg.sampler.name
-        ula = sampler == "ula"
-        step = cfg.sampler.step_size if step_size is None else step_size
-        scfg = SamplerConfig(name=sampler, step_size=step,
-                             noise_scale=cfg.sampler.noise_scale if ula else None,
-                             clip_grad=cfg.sampler.clip_grad if ula else None,
-                             bounds=cfg.sampler.bounds if ula else None,
-                             num_integration_steps=num_integration_steps)
+        scfg = experiment.retuned_sampler(cfg.sampler, sampler, step_size=step_size,
+                                          num_integration_steps=num_integration_steps)
         x0 = experiment.initial_positions(run, k_init, num_chains)
         exact_mean = exact_cov = None
         if run.data.planar:
@@ -352,7 +347,7 @@ def sample(
                "seed": seed, "acceptance_rate": rate,
                **evaluation.chain_summary(kept, exact_mean, exact_cov),
                "reference": reference_label, "seconds": seconds}
-    summary["warnings"] = _chain_warnings(summary, num_chains)
+    summary["warnings"] = evaluation.chain_warnings(summary, num_chains)
     for warning in summary["warnings"]:
         print(f"jebm: warning: {warning}", file=sys.stderr)
     if images is None:
@@ -366,19 +361,6 @@ def sample(
                               title=f"{sampler} on {label}", reference_label="data")
     _write_json(out_dir / "summary.json", summary)
     return summary
-
-
-def _chain_warnings(summary: dict, num_chains: int) -> list[str]:
-    """R̂ above 1.05 (Vehtari et al. 2021's threshold is 1.01 for final results) or a bulk
-    ESS below 100 mean that the moments in the summary are not to be trusted."""
-    out = []
-    if summary["rhat_max"] > 1.05:
-        out.append(f"R-hat {summary['rhat_max']:.3f} > 1.05: the chains disagree (not mixed); "
-                   "run longer, tune the step size, or use another sampler.")
-    if summary["ess_bulk_min"] < 100:
-        out.append(f"bulk ESS {summary['ess_bulk_min']:.0f} < 100 over {num_chains} chains: "
-                   "the moments carry large Monte Carlo error.")
-    return out
 
 
 def evaluate(workdir: str, config: str | None = None, step: int | None = None) -> dict:

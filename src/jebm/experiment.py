@@ -55,6 +55,7 @@ __all__ = [
     "build_data",
     "build_energy",
     "build_sampler",
+    "retuned_sampler",
     "build_objective",
     "build_optimizer",
     "fit_density",
@@ -276,6 +277,28 @@ def build_sampler(config: SamplerConfig, event_shape: tuple[int, ...]):
     """
     accepted = SAMPLERS[config.name][1]
     return by_name(config.name, event_shape, **{k: getattr(config, k) for k in accepted})
+
+
+def retuned_sampler(config: SamplerConfig, name: str, *, step_size: float | None = None,
+                    num_integration_steps: int = 5) -> SamplerConfig:
+    """A run's sampler section switched to sampler ``name`` (e.g. for ``jebm sample``).
+
+    Args:
+      config: the run's ``sampler`` section.
+      name: the sampler to use.
+      step_size: its step size (default the run's ``sampler.step_size``).
+      num_integration_steps: HMC leapfrog steps.
+
+    Returns:
+      A :class:`~jebm.config.SamplerConfig`; ULA's noise, clipping and bounds are kept
+      only when ``name`` is ``ula``.
+    """
+    ula = name == "ula"
+    return SamplerConfig(name=name, step_size=config.step_size if step_size is None else step_size,
+                         noise_scale=config.noise_scale if ula else None,
+                         clip_grad=config.clip_grad if ula else None,
+                         bounds=config.bounds if ula else None,
+                         num_integration_steps=num_integration_steps)
 
 
 # -------------------------------------------------------------------------- objective

@@ -34,6 +34,26 @@ from jebm.types import Array, EnergyFn, PRNGKey, PyTree
 __all__ = ["ConvEnergy", "conv_energy", "JointEnergy", "joint_energy_fns"]
 
 
+def check_conv_args(image_shape, features, hidden, activation) -> tuple[int, ...]:
+    """Check the arguments shared by the conv energies; return ``features`` as a tuple.
+
+    Raises:
+      ValueError: naming the argument: an unknown activation, an image shape that is not
+        ``(H, W)`` or ``(H, W, C)``, no or non-positive channel counts, or a bad ``hidden``.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
+    if len(image_shape) not in (2, 3):
+        raise ValueError(f"image_shape must be (H, W) or (H, W, C), got {tuple(image_shape)}.")
+    features = tuple(features)
+    if not features:
+        raise ValueError("features must hold at least one channel count, got ().")
+    for i, f in enumerate(features):
+        check_int(f"features[{i}]", f)
+    check_int("hidden", hidden)
+    return features
+
+
 class ConvEnergy(nnx.Module):
     """Conv → (strided conv)* → dense head; smooth activations by default.
 
@@ -66,18 +86,7 @@ class ConvEnergy(nnx.Module):
         spectral_norm_steps: int = 5,
         rngs: nnx.Rngs,
     ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
-            )
-        if len(image_shape) not in (2, 3):
-            raise ValueError(f"image_shape must be (H, W) or (H, W, C), got {tuple(image_shape)}.")
-        features = tuple(features)
-        if not features:
-            raise ValueError("features must hold at least one channel count, got ().")
-        for i, f in enumerate(features):
-            check_int(f"features[{i}]", f)
-        check_int("hidden", hidden)
+        features = check_conv_args(image_shape, features, hidden, activation)
         check_int("num_outputs", num_outputs)
         self.image_shape = tuple(image_shape)
         channels = self.image_shape[2] if len(self.image_shape) == 3 else 1

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jebm._validate import check_int
+from jebm.energies.conv import check_conv_args
 from jebm.energies.mlp import ACTIVATIONS
 from jebm.types import Array, PRNGKey, PyTree
 
@@ -74,18 +75,7 @@ class NoiseConditionalConvEnergy(nnx.Module):
         embedding_dim: int = 16,
         rngs: nnx.Rngs,
     ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
-            )
-        if len(image_shape) not in (2, 3):
-            raise ValueError(f"image_shape must be (H, W) or (H, W, C), got {tuple(image_shape)}.")
-        features = tuple(features)
-        if not features:
-            raise ValueError("features must hold at least one channel count.")
-        for f in features:
-            check_int("features", f)
-        check_int("hidden", hidden)
+        features = check_conv_args(image_shape, features, hidden, activation)
         embedding_dim = check_int("embedding_dim", embedding_dim, minimum=2)
         if embedding_dim % 2:
             raise ValueError(f"embedding_dim must be even, got {embedding_dim}.")
