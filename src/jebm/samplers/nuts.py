@@ -45,13 +45,14 @@ import jax.numpy as jnp
 from jebm._validate import check_float, check_int
 from jebm.samplers.base import (
     SamplingAlgorithm,
-    logdensity_and_grad,
     scalar_tunable,
-    strong_dtype,
     tunables_valid,
 )
-from jebm.samplers.hmc import HMCState
-from jebm.types import Array, ArrayTree, LogDensityFn, PRNGKey
+from jebm.samplers.hmc import (
+    HMCState,
+    init,  # the NUTS state is HMC's (position, log-density, grad)
+)
+from jebm.types import Array, LogDensityFn, PRNGKey
 
 __all__ = ["NUTSInfo", "init", "build_kernel", "nuts"]
 
@@ -86,21 +87,6 @@ def _blackjax():
             "jebm.samplers.hmc with jebm.samplers.dual_averaging_warmup."
         ) from err
     return blackjax.mcmc
-
-
-def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> HMCState:
-    """The NUTS state is HMC's: position, log-density and its gradient (jebm-checked).
-
-    Args:
-      position: the starting position (a pytree of arrays).
-      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
-
-    Returns:
-      An :class:`~jebm.samplers.hmc.HMCState` at ``position``.
-    """
-    position = strong_dtype(position)
-    logdensity, grad = logdensity_and_grad(logdensity_fn, position)
-    return HMCState(position, logdensity, grad)
 
 
 def build_kernel(max_num_doublings: int = 10, divergence_threshold: float = 1000.0):
