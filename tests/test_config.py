@@ -134,15 +134,27 @@ def test_shipped_configs_load_and_pcd_is_the_default():
         config = load_config(str(configs / f"{name}.yaml"))
         assert config.objective.name == name and config.data.name == "8gaussians"
         assert config.model.kind == "mlp" and config.sampler.bounds is None
-    for name in set(names) - set(toys):  # <data>_<objective>.yaml: what the name says
+    for name in set(names) - set(toys):  # <data>_<objective>[_<variant>].yaml
         config = load_config(str(configs / f"{name}.yaml"))
-        data, objective = name.rsplit("_", 1)
-        assert (config.data.name, config.objective.name) == (data, objective), name
+        stem = f"{config.data.name}_{config.objective.name}"
+        assert name == stem or name.startswith(stem + "_"), name
     assert load_config(str(configs / "pcd.yaml")) == Config()
     digits = load_config(str(configs / "digits_pcd.yaml"))
     assert (digits.data.name, digits.objective.name, digits.model.kind) == ("digits", "pcd", "conv")
     assert digits.sampler.bounds == (0.0, 1.0)
     assert (digits.objective.init_low, digits.objective.init_high) == (0.0, 1.0)
+
+
+def test_sampler_space_and_adaptation_need_their_context():
+    base = ["objective.name=pcd", "sampler.name=mala"]
+    with pytest.raises(ValueError, match=r"sampler\.space.*set sampler\.bounds to null"):
+        apply_overrides(Config(), ["sampler.space=logit", "sampler.bounds=[0, 1]"])
+    with pytest.raises(ValueError, match=r"target_acceptance needs a Metropolis-adjusted"):
+        apply_overrides(Config(), ["sampler.name=ula", "sampler.target_acceptance=0.6"])
+    with pytest.raises(ValueError, match=r"objective\.name=pcd only \(set it to null for nce"):
+        apply_overrides(Config(), [*base, "objective.name=nce", "sampler.target_acceptance=0.6"])
+    adapted = apply_overrides(Config(), [*base, "sampler.target_acceptance=0.6"])
+    assert adapted.sampler.target_acceptance == 0.6
 
 
 def test_new_fields_default_to_the_old_behaviour():
@@ -168,6 +180,8 @@ def test_new_fields_default_to_the_old_behaviour():
         ("objective.noise=uniform", r"objective\.noise must be one of"),
         ("model.fourier_features=-1", r"model\.fourier_features must be >= 0"),
         ("model.fourier_scale=0", r"model\.fourier_scale must be > 0"),
+        ("sampler.space=pixels", r"sampler\.space must be one of"),
+        ("sampler.target_acceptance=1.0", r"sampler\.target_acceptance must be null or in"),
     ],
 )
 def test_bad_image_field_names_the_field(override, message):

@@ -112,3 +112,33 @@ def test_hmc_works_on_digits():
     assert np.isfinite(float(metrics["loss"]))
     assert float(metrics["sampler/acceptance_rate"]) > 0.0
     assert state.objective_state.samples.shape == (64, 8, 8)
+
+
+def test_logit_space_pcd_on_digits_adapts_and_samples_with_the_adapted_step():
+    """digits_pcd_mala.yaml's mechanism, tiny: MALA in logit space, chains from the base,
+    the step size adapted during training and used by the trained sampler."""
+    cfg = load_config(str(CONFIGS[0].parent / "digits_pcd_mala.yaml"),
+                      ["model.features=[4]", "model.hidden=[8]", "sampler.num_steps=2",
+                       "objective.buffer_size=32", "objective.num_chains=8",
+                       "data.batch_size=8", "train.num_steps=3", "train.chunk_size=3"])
+    run = experiment.build_run(cfg)
+    buffer = run.initial_state.objective_state.buffer.samples
+    # the buffer starts from the base q (the logit-Gaussian), not the uniform box
+    np.testing.assert_allclose(jax.vmap(run.base.log_prob)(buffer[:4]),
+                               jax.vmap(run.base.log_prob)(run.base.sample(
+                                   jax.random.key(0), 4)), rtol=0.5)
+    result = experiment.train_run(run)
+    log_h = result.state.objective_state.log_step_size
+    assert float(log_h) != float(np.log(cfg.sampler.step_size))  # it adapted
+    assert "sampler/step_size" in result.metrics
+    sampler = experiment.trained_sampler(run, result.state.objective_state)
+    draws = experiment.sample_model(run, result.state.params, jax.random.key(1), 4, 3,
+                                    sampler=sampler)
+    assert draws.shape == (4, 8, 8) and bool(jnp.all((draws > 0) & (draws < 1)))
+    assert experiment.trained_sampler(run) is run.sampler
+
+
+def test_logit_space_refuses_planar_data():
+    cfg = load_config(None, ["sampler.space=logit"])
+    with pytest.raises(ValueError, match=r"sampler\.space=logit.*8gaussians lives on R\^2"):
+        experiment.build_run(cfg)

@@ -84,8 +84,10 @@ def _figures(run, state, out: Path) -> None:
     ev, name = run.config.eval, run.config.sampler.name
     if not run.data.planar:
         count = ev.grid_rows * ev.grid_rows
+        sampler = experiment.trained_sampler(run, state.objective_state)
         draws = experiment.sample_model(run, state.params, run.sample_key,
-                                        min(ev.num_samples, count), ev.sample_steps)
+                                        min(ev.num_samples, count), ev.sample_steps,
+                                        sampler=sampler)
         start = "the base" if run.base is not None else "noise"
         plotting.save_image_grid(out / "samples.png", draws, ev.grid_rows,
                                  title=f"{name} chains from {start} ({ev.sample_steps} steps)")
@@ -101,7 +103,8 @@ def _figures(run, state, out: Path) -> None:
                             [f"learned ({run.config.objective.name})",
                              f"true ({run.data.name})"], extent)
     draws = experiment.sample_model(run, state.params, run.sample_key, ev.num_samples,
-                                    ev.sample_steps)
+                                    ev.sample_steps,
+                                    sampler=experiment.trained_sampler(run, state.objective_state))
     data = run.data.sample(run.sample_key, ev.num_samples)
     plotting.plot_samples(out / "samples.png", np.asarray(draws), reference=np.asarray(data),
                           energy_grid=energies, extent=extent,
@@ -217,7 +220,8 @@ def train(
     _figures(run, result.state, out)
     summary = {"data": cfg.data.name, "objective": cfg.objective.name,
                "num_steps": int(result.state.step),
-               **evaluation.summary(run, result.state.params, feature_cache=out),
+               **evaluation.summary(run, result.state.params, feature_cache=out,
+                                    objective_state=result.state.objective_state),
                "final_metrics": result.metrics, "train_seconds": train_seconds,
                "steps_per_second": result.steps_per_second,
                "total_seconds": time.perf_counter() - tic}
@@ -306,8 +310,12 @@ def sample(
     if workdir is not None:
         cfg = experiment.stored_config(workdir)
         run = experiment.build_run(cfg)
-        params = experiment.restore_state(run, workdir).params
+        state = experiment.restore_state(run, workdir)
+        params = state.params
         energy_fn, sampler = run.model_energy_fn, sampler or cfg.sampler.name
+        adapted = getattr(state.objective_state, "log_step_size", None)
+        if step_size is None and adapted is not None and sampler == cfg.sampler.name:
+            step_size = float(np.exp(adapted))  # the step size training adapted to
         scfg = experiment.retuned_sampler(cfg.sampler, sampler, step_size=step_size,
                                           num_integration_steps=num_integration_steps)
         x0 = experiment.initial_positions(run, k_init, num_chains)
@@ -389,7 +397,8 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
         print(f"jebm: {path} exists; not recomputed.", file=sys.stderr)
         return json.loads(path.read_text())
     summary = {"step": int(state.step),
-               **evaluation.summary(run, state.params, feature_cache=wd)}
+               **evaluation.summary(run, state.params, feature_cache=wd,
+                                    objective_state=state.objective_state)}
     _write_json(path, summary)
     return summary
 

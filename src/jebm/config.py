@@ -176,8 +176,10 @@ class ObjectiveConfig:
         recovery likelihood).
       buffer_size: pcd: replay-buffer entries.
       num_chains: pcd: buffer entries refreshed per update (0: the batch size).
-      reinit_prob: pcd: probability of restarting a chain from the uniform box.
-      init_low: pcd: lower corner of the uniform box the buffer starts from.
+      reinit_prob: pcd: probability of restarting a chain from the initial density
+        (``model.base`` if the model has one, else the uniform box below).
+      init_low: pcd: lower corner of the uniform box the buffer starts from (without a
+        ``model.base``; also where `jebm sample` chains start).
       init_high: pcd: upper corner of that box.
       energy_l2: cd/pcd: weight of the ``mean E(x⁺)² + mean E(x⁻)²`` regulariser.
       num_projections: ssm: random projections per data point.
@@ -243,6 +245,14 @@ class SamplerConfig:
       num_integration_steps: hmc: leapfrog steps per transition.
       friction: underdamped: the friction ``γ`` (``exp(−γh)`` of the momentum is kept
         each step; 0 is Hamiltonian dynamics with full momentum refresh never).
+      space: ``data``, or ``logit``: run the kernel on ``z = logit(x)`` with the
+        change-of-variables density (:func:`jebm.samplers.logit_space`), for image data
+        on ``[0, 1]^d``: no clamping at the box's faces, and one step size suits every
+        pixel (not with ``bounds``).
+      target_acceptance: pcd with mala, hmc or rwmh: adapt the step size during training
+        towards this mean acceptance (a traced ``log h`` in the objective state, starting
+        at ``step_size``); samples drawn after training use the adapted step.
+        ``null``: off.
     """
 
     _section: ClassVar[str] = "sampler"
@@ -254,9 +264,21 @@ class SamplerConfig:
     bounds: tuple[float, ...] | None = None
     num_integration_steps: int = 5
     friction: float = 1.0
+    space: str = "data"
+    target_acceptance: float | None = None
 
     def __post_init__(self):
         _choice(self, "name", _registry("SAMPLERS"))
+        _choice(self, "space", ("data", "logit"))
+        if self.target_acceptance is not None:
+            _require(0.0 < self.target_acceptance < 1.0, "sampler.target_acceptance",
+                     "must be null or in (0, 1)", self.target_acceptance)
+            _require(self.name in ("mala", "hmc", "rwmh"), "sampler.target_acceptance",
+                     f"needs a Metropolis-adjusted sampler (mala, hmc or rwmh), not "
+                     f"sampler.name={self.name}", self.target_acceptance)
+        _require(self.space == "data" or self.bounds is None, "sampler.space",
+                 "logit keeps positions inside (0, 1) by itself: set sampler.bounds to null",
+                 self.space)
         _positive(self, "friction", allow_zero=True)
         _positive(self, "num_steps", "step_size", "noise_scale", "clip_grad",
                   "num_integration_steps")
@@ -422,6 +444,12 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     health: HealthSection = field(default_factory=HealthSection)
+
+    def __post_init__(self):
+        if self.sampler.target_acceptance is not None:
+            _require(self.objective.name == "pcd", "sampler.target_acceptance",
+                     "adapts the negatives' sampler of objective.name=pcd only (set it to "
+                     f"null for {self.objective.name})", self.sampler.target_acceptance)
 
 
 def _fields(cls) -> dict[str, Any]:

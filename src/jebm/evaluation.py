@@ -374,7 +374,8 @@ def density_grid(run, params, num: int = 200):
             np.asarray(true).reshape(shape), np.asarray(energies).reshape(shape))
 
 
-def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360) -> dict:
+def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
+                          objective_state=None) -> dict:
     """Sample quality of a digits run in jebm's own digit features, beside its baselines.
 
     Chains of the run's own sampler from its initial positions (``eval.sample_steps``
@@ -388,17 +389,20 @@ def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360)
       params: its trained parameters.
       feature_cache: folder of the feature network's cache (trained once per seed).
       num_samples: model samples (and samples per baseline).
+      objective_state: the trained objective state; a PCD run's adapted step size is
+        read from it (:func:`jebm.experiment.trained_sampler`).
 
     Returns:
       ``{"model": scores, "baselines": {name: scores}, "sample_steps": ...}``.
     """
     from jebm import sample_quality as sq
     from jebm.densities import fit_gaussian, logit_gaussian
-    from jebm.experiment import sample_model
+    from jebm.experiment import sample_model, trained_sampler
 
     net = sq.load_or_train_features(feature_cache, seed=run.config.train.seed)
     draws = sample_model(run, params, jax.random.fold_in(run.eval_key, 1), num_samples,
-                         run.config.eval.sample_steps)
+                         run.config.eval.sample_steps,
+                         sampler=trained_sampler(run, objective_state))
     model = sq.digit_sample_quality(net, np.asarray(draws), np.asarray(run.data.test))
     baselines = sq.baseline_report(
         jax.random.fold_in(run.eval_key, 2), net,
@@ -408,7 +412,7 @@ def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360)
             "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples}
 
 
-def summary(run, params, feature_cache=None) -> dict[str, float]:
+def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, float]:
     """The headline numbers of a trained run, in nats per point.
 
     2-D data: the test NLL by grid quadrature, the data's entropy ``H`` and
@@ -426,6 +430,7 @@ def summary(run, params, feature_cache=None) -> dict[str, float]:
       feature_cache: digits: the folder of jebm's digit-feature network (trained once per
         seed); given, and with ``eval.sample_quality``, the summary adds
         ``sample_quality`` (:func:`digits_sample_quality`).
+      objective_state: the trained objective state (the sampler's adapted step size).
 
     Returns:
       A JSON-ready dictionary of floats. 2-D: ``test_nll``, ``log_z``, ``entropy``,
@@ -470,7 +475,8 @@ def summary(run, params, feature_cache=None) -> dict[str, float]:
     ev = run.config.eval
     extra = {"nce_log_z": float(params["log_z"])} if run.config.objective.name == "nce" else {}
     if feature_cache is not None and run.config.data.name == "digits" and ev.sample_quality:
-        extra["sample_quality"] = digits_sample_quality(run, params, feature_cache)
+        extra["sample_quality"] = digits_sample_quality(run, params, feature_cache,
+                                                        objective_state=objective_state)
     return {"test_nll": float(est.nll), "test_nll_stderr": float(est.nll_stderr),
             "log_z": float(result.log_z), "log_z_stderr": float(est.log_z_stderr),
             "mean_energy_test": float(est.mean_energy), "ais_ess": float(result.ess),

@@ -60,7 +60,9 @@ __all__ = [
     "build_optimizer",
     "fit_density",
     "build_run",
+    "initial_density",
     "initial_positions",
+    "trained_sampler",
     "sample_model",
     "RESUMABLE",
     "health_config",
@@ -265,7 +267,8 @@ def build_energy(config: Config, key: PRNGKey, event_shape: tuple[int, ...]):
 def build_sampler(config: SamplerConfig, event_shape: tuple[int, ...]):
     """``factory(logdensity_fn) -> SamplingAlgorithm`` of a sampler config section.
 
-    Only the tunables the named sampler takes are read (see :func:`jebm.samplers.by_name`).
+    Only the tunables the named sampler takes are read (see :func:`jebm.samplers.by_name`);
+    ``space: logit`` runs it in logit coordinates (:func:`jebm.samplers.logit_space`).
 
     Args:
       config: the ``sampler`` section of a config.
@@ -275,8 +278,11 @@ def build_sampler(config: SamplerConfig, event_shape: tuple[int, ...]):
       ``factory(logdensity_fn, **overrides) -> SamplingAlgorithm``, the config's
       tunables bound; keyword overrides replace them.
     """
+    from jebm.samplers import logit_space
+
     accepted = SAMPLERS[config.name][1]
-    return by_name(config.name, event_shape, **{k: getattr(config, k) for k in accepted})
+    factory = by_name(config.name, event_shape, **{k: getattr(config, k) for k in accepted})
+    return logit_space(factory) if config.space == "logit" else factory
 
 
 def retuned_sampler(config: SamplerConfig, name: str, *, step_size: float | None = None,
@@ -298,35 +304,36 @@ def retuned_sampler(config: SamplerConfig, name: str, *, step_size: float | None
                          noise_scale=config.noise_scale if ula else None,
                          clip_grad=config.clip_grad if ula else None,
                          bounds=config.bounds if ula else None,
-                         num_integration_steps=num_integration_steps)
+                         num_integration_steps=num_integration_steps, space=config.space)
 
 
 # -------------------------------------------------------------------------- objective
 
 
-def _cd(config, energy_fn, sampler, data, noise_key):
+def _cd(config, energy_fn, sampler, data, noise_key, base):
     from jebm.objectives import cd
 
     return cd(energy_fn, sampler, config.sampler.num_steps, energy_l2=config.objective.energy_l2)
 
 
-def _pcd(config, energy_fn, sampler, data, noise_key):
+def _pcd(config, energy_fn, sampler, data, noise_key, base):
     from jebm.objectives import pcd
 
     obj = config.objective
-    box = densities.uniform_box(obj.init_low, obj.init_high, data.event_shape)
     return pcd(energy_fn, sampler, config.sampler.num_steps, buffer_size=obj.buffer_size,
-               reinit_prob=obj.reinit_prob, init_density=box, num_chains=obj.num_chains or None,
-               energy_l2=obj.energy_l2)
+               reinit_prob=obj.reinit_prob, init_density=initial_density(config, data, base),
+               num_chains=obj.num_chains or None, energy_l2=obj.energy_l2,
+               target_acceptance=config.sampler.target_acceptance,
+               initial_step_size=config.sampler.step_size)
 
 
-def _esm(config, energy_fn, sampler, data, noise_key):
+def _esm(config, energy_fn, sampler, data, noise_key, base):
     from jebm.objectives import exact_score_matching
 
     return exact_score_matching(energy_fn)
 
 
-def _ssm(config, energy_fn, sampler, data, noise_key):
+def _ssm(config, energy_fn, sampler, data, noise_key, base):
     from jebm.objectives import sliced_score_matching
 
     obj = config.objective
@@ -334,13 +341,13 @@ def _ssm(config, energy_fn, sampler, data, noise_key):
                                  variance_reduced=obj.variance_reduced)
 
 
-def _dsm(config, energy_fn, sampler, data, noise_key):
+def _dsm(config, energy_fn, sampler, data, noise_key, base):
     from jebm.objectives import denoising_score_matching
 
     return denoising_score_matching(energy_fn, sigma=config.objective.sigma)
 
 
-def _nce(config, energy_fn, sampler, data, noise_key):
+def _nce(config, energy_fn, sampler, data, noise_key, base):
     from jebm.objectives import nce
 
     noise = fit_density(data, config.objective.noise, noise_key, "objective.noise")
@@ -353,7 +360,7 @@ def _nce_params(params: PyTree) -> dict:
     return nce_params(params)
 
 
-def _ed(config, energy_fn, sampler, data, noise_key):
+def _ed(config, energy_fn, sampler, data, noise_key, base):
     from jebm.objectives import energy_discrepancy
 
     obj = config.objective
@@ -361,7 +368,7 @@ def _ed(config, energy_fn, sampler, data, noise_key):
                               stabilizer=obj.stabilizer)
 
 
-def _drl(config, energy_fn, sampler, data, noise_key):
+def _drl(config, energy_fn, sampler, data, noise_key, base):
     from jebm.objectives import recovery_likelihood
 
     obj = config.objective
@@ -369,7 +376,7 @@ def _drl(config, energy_fn, sampler, data, noise_key):
                                step_scale=obj.step_scale, sigma=obj.sigma)
 
 
-# name -> (factory(config, energy_fn, sampler, data, noise_key) -> Objective,
+# name -> (factory(config, energy_fn, sampler, data, noise_key, base) -> Objective,
 #          params(energy_params) -> the trained params)
 OBJECTIVES: dict[str, tuple[Callable, Callable[[PyTree], PyTree]]] = {
     "cd": (_cd, lambda p: p),
@@ -383,7 +390,8 @@ OBJECTIVES: dict[str, tuple[Callable, Callable[[PyTree], PyTree]]] = {
 }
 
 
-def build_objective(config: Config, energy_fn: EnergyFn, data: Data, noise_key: PRNGKey):
+def build_objective(config: Config, energy_fn: EnergyFn, data: Data, noise_key: PRNGKey,
+                    base: Density | None = None):
     """The :class:`~jebm.objectives.Objective` of ``config.objective`` on ``energy_fn``.
 
     ``noise_key`` draws the toy points an NCE noise is fitted to.
@@ -393,13 +401,16 @@ def build_objective(config: Config, energy_fn: EnergyFn, data: Data, noise_key: 
       energy_fn: the energy to train (with its base, if any).
       data: the run's :class:`Data` (event shape; NCE's noise is fitted to it).
       noise_key: PRNG key of the toy draws behind the NCE noise.
+      base: the fitted ``model.base`` density, if any (PCD restarts its chains from it,
+        see :func:`initial_density`).
 
     Returns:
       The objective. Its params are the energy's params, except for NCE, which trains
       :func:`jebm.objectives.nce_params` of them (``{"energy", "log_z"}``).
     """
     sampler = build_sampler(config.sampler, data.event_shape)
-    return OBJECTIVES[config.objective.name][0](config, energy_fn, sampler, data, noise_key)
+    return OBJECTIVES[config.objective.name][0](config, energy_fn, sampler, data, noise_key,
+                                                base)
 
 
 # -------------------------------------------------------------------------- optimizer
@@ -500,13 +511,16 @@ def build_run(config: Config, *, energy: tuple[EnergyFn, PyTree] | None = None) 
     key = jax.random.key(config.train.seed)
     k_model, k_state, train_key, k_test, k_noise, sample_key = jax.random.split(key, 6)
     data = build_data(config, k_test)
+    if config.sampler.space == "logit" and data.toy is not None:
+        raise ValueError(f"sampler.space=logit samples densities on [0, 1]^d (images); "
+                         f"{data.name} lives on R^2: use sampler.space=data.")
     energy_fn, params = energy if energy is not None else build_energy(
         config, k_model, data.event_shape)
     base = None
     if config.model.base != "none":
         base = fit_density(data, config.model.base, k_noise, "model.base")
         energy_fn = with_base(energy_fn, base)
-    objective = build_objective(config, energy_fn, data, k_noise)
+    objective = build_objective(config, energy_fn, data, k_noise, base)
     params = OBJECTIVES[config.objective.name][1](params)
     if config.objective.name == "nce":
         trained_fn = energy_fn
@@ -521,9 +535,27 @@ def build_run(config: Config, *, energy: tuple[EnergyFn, PyTree] | None = None) 
                train_key, sample_key, jax.random.fold_in(key, 6))
 
 
+def initial_density(config: Config, data: Data, base: Density | None) -> Density:
+    """Where chains start, in training (PCD's buffer and restarts) and in sampling:
+    ``model.base`` if the model has one, else uniform on the box
+    ``[objective.init_low, objective.init_high]``.
+
+    Args:
+      config: the run's config.
+      data: the run's :class:`Data` (its event shape).
+      base: the fitted base density, or ``None``.
+
+    Returns:
+      A :class:`~jebm.densities.Density`.
+    """
+    if base is not None:
+        return base
+    obj = config.objective
+    return densities.uniform_box(obj.init_low, obj.init_high, data.event_shape)
+
+
 def initial_positions(run: Run, key: PRNGKey, n: int) -> Array:
-    """Where sampling chains start: draws of ``model.base`` if the model has one, else
-    uniform in the box ``[objective.init_low, objective.init_high]``.
+    """``n`` draws of :func:`initial_density`: where sampling chains start.
 
     Args:
       run: the :class:`Run`.
@@ -533,11 +565,27 @@ def initial_positions(run: Run, key: PRNGKey, n: int) -> Array:
     Returns:
       ``(n, *event_shape)`` starting positions.
     """
-    if run.base is not None:
-        return run.base.sample(key, n)
-    obj = run.config.objective
-    return jax.random.uniform(key, (n, *run.data.event_shape), minval=obj.init_low,
-                              maxval=obj.init_high)
+    return initial_density(run.config, run.data, run.base).sample(key, n)
+
+
+def trained_sampler(run: Run, objective_state: Any = None) -> Callable:
+    """The run's sampler as training left it: with the adapted step size of a PCD run
+    with ``sampler.target_acceptance`` (read from its objective state), else
+    ``run.sampler``.
+
+    Args:
+      run: the :class:`Run`.
+      objective_state: the trained state's ``objective_state``.
+
+    Returns:
+      ``factory(logdensity_fn) -> SamplingAlgorithm``.
+    """
+    log_h = getattr(objective_state, "log_step_size", None)
+    if log_h is None:
+        return run.sampler
+    step_size = float(jnp.exp(log_h))
+    return lambda logdensity_fn, **overrides: run.sampler(
+        logdensity_fn, **{"step_size": step_size, **overrides})
 
 
 def sample_model(run: Run, params: PyTree, key: PRNGKey, num_chains: int, num_steps: int,

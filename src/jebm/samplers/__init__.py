@@ -35,6 +35,7 @@ from jebm.samplers.tempering import (
     cold_position,
     parallel_tempering,
 )
+from jebm.samplers.transformed import TransformedState, logit_space, transformed
 from jebm.samplers.ula import ULAInfo, ULAState, ula
 from jebm.samplers.underdamped import (
     UnderdampedLangevinInfo,
@@ -88,4 +89,7 @@ __all__ = [
     "cold_position",
     "nuts",
     "NUTSInfo",
+    "transformed",
+    "logit_space",
+    "TransformedState",
 ]
