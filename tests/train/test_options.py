@@ -61,8 +61,8 @@ def test_bf16_conv_energy_is_float32_and_close_to_the_float32_model(key):
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(bf16_params), strict=True):
         assert b.dtype == jnp.float32
         np.testing.assert_array_equal(a, b)
-    e32 = batch_energy(f32_fn, params, x)
-    e16 = batch_energy(bf16_fn, params, x)
+    energies = jax.jit(batch_energy, static_argnums=0)
+    e32, e16 = energies(f32_fn, params, x), energies(bf16_fn, params, x)
     assert e16.dtype == jnp.float32
     # Each of the 4 layers (conv, strided conv, dense, head) rounds its input and its
     # weights to bfloat16 (relative error <= u = 2^-8 each: 8 roundings on every path,
@@ -73,13 +73,13 @@ def test_bf16_conv_energy_is_float32_and_close_to_the_float32_model(key):
     assert error <= 8 * BF16_U * scale, (error, scale)
     # ... and the bf16 model really rounds: it is not the float32 computation
     assert error > 0.0
-    grad_x = jax.grad(bf16_fn, argnums=1)(params, x[0])
+    grad_x = jax.jit(jax.grad(bf16_fn, argnums=1))(params, x[0])
     assert grad_x.dtype == jnp.float32 and grad_x.shape == (8, 8)
-    grad_p = jax.grad(bf16_fn)(params, x[0])
+    grad_p = jax.jit(jax.grad(bf16_fn))(params, x[0])
     assert {leaf.dtype for leaf in jax.tree.leaves(grad_p)} == {jnp.dtype(jnp.float32)}
     # the backward pass rounds as often again (16u in all) relative to the float32
     # gradient's norm
-    grad_x32 = jax.grad(f32_fn, argnums=1)(params, x[0])
+    grad_x32 = jax.jit(jax.grad(f32_fn, argnums=1))(params, x[0])
     assert float(jnp.linalg.norm(grad_x - grad_x32)) <= 16 * BF16_U * float(
         jnp.linalg.norm(grad_x32))
 
