@@ -68,6 +68,7 @@ def test_train_writes_the_workdir(trained):
     ]
     summary = json.loads((trained / "summary.json").read_text())
     assert summary["num_steps"] == 20
+    assert summary["params"] == "raw"  # train.ema_decay=0: the raw parameters
     assert math.isfinite(summary["test_nll"]) and math.isfinite(summary["log_z"])
     if summary["entropy"] is not None:  # None while the data set's entropy is unknown
         assert summary["nll_minus_entropy"] == pytest.approx(
@@ -370,16 +371,18 @@ DIGITS_TINY = [
 @pytest.mark.slow
 def test_digits_train_evaluate_sample(tmp_path, capsys):
     # The digits job end to end with a tiny conv energy and a tiny AIS (8 chains, 10
-    # bridges): the plumbing, not the numbers, is under test here.
+    # bridges): the plumbing, not the numbers, is under test here. With a parameter EMA,
+    # which every subcommand then evaluates and samples.
     from pathlib import Path
 
     config = Path(__file__).resolve().parents[1] / "configs" / "digits_pcd.yaml"
     workdir = tmp_path / "digits"
     summary = _run(
         ["train", "--config", str(config), "--workdir", str(workdir), "--no-progress",
-         *DIGITS_TINY],
+         *DIGITS_TINY, "train.ema_decay=0.5"],
         capsys,
     )
+    assert summary["params"] == "ema"
     for name in ("config.yaml", "metrics.jsonl", "samples.png", "buffer.png", "data.png",
                  "summary.json"):
         assert (workdir / name).is_file(), name
@@ -401,7 +404,7 @@ def test_digits_train_evaluate_sample(tmp_path, capsys):
     assert base["train_vs_test"]["frechet_distance"] < base["uniform"]["frechet_distance"] / 10
     assert (workdir / "digit_features_seed0.npz").is_file()  # the cached feature network
     evaluated = _run(["evaluate", "--workdir", str(workdir)], capsys)
-    assert evaluated["step"] == 4
+    assert evaluated["step"] == 4 and evaluated["params"] == "ema"
     # the same checkpoint, AIS key and test set: the same estimate up to float32 reordering
     assert evaluated["test_nll"] == pytest.approx(summary["test_nll"], rel=1e-5)
     out = tmp_path / "s"
@@ -412,6 +415,7 @@ def test_digits_train_evaluate_sample(tmp_path, capsys):
     )
     assert (out / "chains.png").is_file() and (out / "samples.png").is_file()
     assert sampled["sampler"] == "ula" and sampled["step_size"] == 10.0  # the training sampler
+    assert sampled["params"] == "ema"
     assert math.isfinite(sampled["mean"][0])
 
 

@@ -182,6 +182,9 @@ def test_new_fields_default_to_the_old_behaviour():
         ("model.fourier_scale=0", r"model\.fourier_scale must be > 0"),
         ("sampler.space=pixels", r"sampler\.space must be one of"),
         ("sampler.target_acceptance=1.0", r"sampler\.target_acceptance must be null or in"),
+        ("model.spectral_norm_steps=0", r"model\.spectral_norm_steps must be > 0"),
+        ("model.dtype=float64", r"model\.dtype must be one of \('float32', 'bfloat16'\)"),
+        ("train.ema_decay=1", r"train\.ema_decay must be 0 \(off\) or in \(0, 1\)"),
     ],
 )
 def test_bad_image_field_names_the_field(override, message):

@@ -85,6 +85,59 @@ def test_spectral_norm_runs_and_is_invariant_to_weight_scale(key):
     assert abs(float(plain_fn(scaled_plain, x) - plain_fn(plain, x))) > 1e-2
 
 
+def _power_iteration_sigma(w: np.ndarray, u: np.ndarray, num_steps: int) -> float:
+    """σ̂ of ``w`` (in, out) after ``num_steps`` power iterations from the row vector ``u``
+    (1, out), in closed form from the SVD ``w = Σ σ_i a_i b_iᵀ``: with ``c_i = u·b_i``,
+
+        σ̂² = Σ c_i² σ_i^(4n) / Σ c_i² σ_i^(4n−2),
+
+    (the last iterate ``u_n`` ∝ ``u (wᵀw)^n`` and ``σ̂ = ‖u_{n−1} wᵀw‖ / ‖u_{n−1} wᵀ‖``).
+    Its excess over 1 is bounded: ``σ₁²/σ̂² − 1 <= tan²θ₀ (σ₂/σ₁)^(4n−2)``, ``θ₀`` the
+    angle between ``u`` and ``b₁``."""
+    _, sigma, bt = np.linalg.svd(w, full_matrices=False)
+    c2 = (u @ bt.T)[0] ** 2
+    s = sigma / sigma[0]  # scaled for range; σ̂ scales back by σ₁
+    return float(sigma[0] * np.sqrt(np.sum(c2 * s ** (4 * num_steps))
+                                    / np.sum(c2 * s ** (4 * num_steps - 2))))
+
+
+@pytest.mark.parametrize("num_steps", [5, 20])
+def test_spectral_norm_normalises_every_layer_on_digits(num_steps):
+    from jebm.datasets import digits
+    from jebm.energy import _fresh
+
+    split = digits.load_digits(test_fraction=0.2, seed=0)
+    x = digits.dequantize(jax.random.key(1), split.test_counts)[:8]
+    module = ConvEnergy((8, 8), spectral_norm=True, spectral_norm_steps=num_steps,
+                        rngs=nnx.Rngs(0), **SMALL)
+    graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+    used = nnx.merge(graphdef, _fresh(params), rest)  # a copy: its call normalises in place
+    assert bool(jnp.all(jnp.isfinite(used(x))))
+    layers = {f"convs[{i}]": (raw, new) for i, (raw, new) in
+              enumerate(zip(module.convs, used.convs, strict=True))}
+    layers.update(dense=(module.dense, used.dense), head=(module.head, used.head))
+    for name, (raw, new) in layers.items():
+        kernel = np.asarray(raw.layer_instance.kernel[...], np.float64)
+        w = kernel.reshape(-1, kernel.shape[-1])  # (kh·kw·c_in, c_out), as flax reshapes it
+        w_used = np.asarray(new.layer_instance.kernel[...], np.float64).reshape(w.shape)
+        u0 = np.asarray(raw.batch_stats[("kernel", "u")][...], np.float64)
+        sigma_hat = _power_iteration_sigma(w, u0, num_steps)
+        # The layer computes with W / σ̂, σ̂ the power-iteration estimate from the stored
+        # vector (update_stats=False: the same estimate every call); float32 rounding 1e-5.
+        np.testing.assert_allclose(w_used, w / sigma_hat, rtol=1e-5, atol=1e-7, err_msg=name)
+        # So the normalised kernel's spectral norm (np.linalg.svd) is σ₁/σ̂: at least 1
+        # (σ̂ <= σ₁), and at most √(1 + tan²θ₀ (σ₂/σ₁)^(4n−2)).
+        _, sigma, bt = np.linalg.svd(w, full_matrices=False)
+        top = np.linalg.svd(w_used, compute_uv=False)[0]
+        assert top >= 1.0 - 1e-5, (name, top)
+        if len(sigma) > 1:
+            cos2 = (u0 @ bt[0]) ** 2 / np.sum(u0**2)
+            bound = np.sqrt(1 + (1 - cos2) / cos2 * (sigma[1] / sigma[0]) ** (4 * num_steps - 2))
+            assert top <= bound * (1 + 1e-5), (name, top, bound)
+        if num_steps == 20:  # enough iterations for these small layers: ≈ 1
+            assert abs(top - 1.0) <= 1e-3, (name, top)
+
+
 def test_jem_identities(key):
     jem = joint_energy_fns(key, (8, 8), 10, **SMALL)
     xs = jax.random.uniform(key, (4, 8, 8))

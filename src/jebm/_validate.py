@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_int", "check_float", "is_static_number"]
+__all__ = ["check_int", "check_float", "check_float_dtype", "is_static_number"]
 
 
 def _is_int(value) -> bool:
@@ -100,3 +100,36 @@ def check_float(name: str, value, *, positive: bool = True, allow_zero: bool = F
     if not (math.isfinite(number) and ok):
         raise ValueError(f"{name} must be a finite number{bound}, got {value!r}.")
     return number
+
+
+def check_float_dtype(name: str, value) -> np.dtype:
+    """``value`` as a floating-point dtype (``float32``, ``"bfloat16"``, ``jnp.float16``, ...).
+
+    Args:
+      name: the argument's name, for the error message.
+      value: a dtype or a dtype name.
+
+    Returns:
+      The ``numpy`` dtype (``bfloat16`` is the ``ml_dtypes`` type JAX uses).
+
+    Raises:
+      ValueError: naming ``name``, if ``value`` is not a floating-point dtype.
+
+    Examples:
+      >>> check_float_dtype("dtype", "bfloat16")
+      dtype(bfloat16)
+      >>> check_float_dtype("dtype", "int32")
+      Traceback (most recent call last):
+      ...
+      ValueError: dtype must be a floating-point dtype such as float32 or bfloat16, got 'int32'.
+    """
+    import jax.numpy as jnp
+
+    try:
+        dtype = None if value is None else jnp.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"{name} must be a floating-point dtype such as float32 or bfloat16, "
+                         f"got {value!r}.")
+    return dtype

@@ -10,6 +10,10 @@ draws; the functions behind the subcommands return their summary dictionaries.
 * ``jebm sample [--target 8gaussians] [--sampler mala] ...`` runs chains on an analytic
   target (or, with ``--workdir``, on a trained model) and reports ESS, R̂ and moments.
 * ``jebm evaluate --workdir W`` recomputes the test NLL of a checkpoint.
+
+With ``train.ema_decay > 0`` every subcommand evaluates, draws and samples the moving
+average of the parameters (:func:`jebm.train.model_params`), not the raw ones; their
+summaries say which (``"params": "ema"`` or ``"raw"``).
 """
 
 import json
@@ -76,16 +80,23 @@ def _check_same_config(workdir: Path, config) -> None:
             "requested):\n  " + "\n  ".join(diff) + "\nUse another --workdir, or the same config.")
 
 
+def _which_params(state) -> str:
+    """``"ema"`` when the state keeps a moving average of the parameters (what is then
+    evaluated and sampled, :func:`jebm.train.model_params`), else ``"raw"``."""
+    return "raw" if state.ema_params is None else "ema"
+
+
 def _figures(run, state, out: Path) -> None:
     import numpy as np
 
     from jebm import evaluation, experiment, plotting
+    from jebm.train import model_params
 
     ev, name = run.config.eval, run.config.sampler.name
     if not run.data.planar:
         count = ev.grid_rows * ev.grid_rows
         sampler = experiment.trained_sampler(run, state.objective_state)
-        draws = experiment.sample_model(run, state.params, run.sample_key,
+        draws = experiment.sample_model(run, model_params(state), run.sample_key,
                                         min(ev.num_samples, count), ev.sample_steps,
                                         sampler=sampler)
         start = "the base" if run.base is not None else "noise"
@@ -98,11 +109,11 @@ def _figures(run, state, out: Path) -> None:
             plotting.save_image_grid(out / "buffer.png", buffer[:count], ev.grid_rows,
                                      title=f"replay buffer, step {int(state.step)}")
         return
-    extent, learned, true, energies = evaluation.density_grid(run, state.params)
+    extent, learned, true, energies = evaluation.density_grid(run, model_params(state))
     plotting.plot_densities(out / "energy.png", [learned, true],
                             [f"learned ({run.config.objective.name})",
                              f"true ({run.data.name})"], extent)
-    draws = experiment.sample_model(run, state.params, run.sample_key, ev.num_samples,
+    draws = experiment.sample_model(run, model_params(state), run.sample_key, ev.num_samples,
                                     ev.sample_steps,
                                     sampler=experiment.trained_sampler(run, state.objective_state))
     data = run.data.sample(run.sample_key, ev.num_samples)
@@ -190,6 +201,7 @@ def train(
 
     from jebm import evaluation, experiment
     from jebm.config import dump_config, load_config
+    from jebm.train import model_params
 
     cfg = load_config(config, overrides)
     out = Path(workdir)
@@ -215,12 +227,13 @@ def train(
     periodic = jax.jit(evaluation.periodic_eval_fn(run))
     result = experiment.train_run(run, out, progress=progress, origin=origin,
                                   resume_step=step,
-                                  eval_fn=lambda state: periodic(state.params))
+                                  eval_fn=lambda state: periodic(model_params(state)))
     train_seconds = time.perf_counter() - tic
     _figures(run, result.state, out)
     summary = {"data": cfg.data.name, "objective": cfg.objective.name,
                "num_steps": int(result.state.step),
-               **evaluation.summary(run, result.state.params, feature_cache=out,
+               "params": _which_params(result.state),
+               **evaluation.summary(run, model_params(result.state), feature_cache=out,
                                     objective_state=result.state.objective_state),
                "final_metrics": result.metrics, "train_seconds": train_seconds,
                "steps_per_second": result.steps_per_second,
@@ -296,6 +309,7 @@ def sample(
     from jebm.config import SamplerConfig
     from jebm.energy import batch_energy, logdensity_fn
     from jebm.samplers import run_chains_chunked
+    from jebm.train import model_params
 
     for name, value in (("num_chains", num_chains), ("num_steps", num_steps),
                         ("chunk_size", chunk_size)):
@@ -311,7 +325,7 @@ def sample(
         cfg = experiment.stored_config(workdir)
         run = experiment.build_run(cfg)
         state = experiment.restore_state(run, workdir)
-        params = state.params
+        params, which = model_params(state), _which_params(state)
         energy_fn, sampler = run.model_energy_fn, sampler or cfg.sampler.name
         adapted = getattr(state.objective_state, "log_step_size", None)
         if step_size is None and adapted is not None and sampler == cfg.sampler.name:
@@ -337,7 +351,7 @@ def sample(
         scfg = SamplerConfig(name=sampler, step_size=step,
                              num_integration_steps=num_integration_steps)
         x0 = init_scale * jax.random.normal(k_init, (num_chains, 2))
-        label, out_dir = target, Path(out or "jebm-sample")
+        label, out_dir, which = target, Path(out or "jebm-sample"), None
     alg = experiment.build_sampler(scfg, x0.shape[1:])(logdensity_fn(energy_fn, params))
     tic = time.perf_counter()
     with tqdm(total=num_steps, disable=not progress, desc=sampler, unit="step") as bar:
@@ -350,7 +364,8 @@ def sample(
         energies = jax.jit(lambda p, t: jax.lax.map(lambda xs: batch_energy(energy_fn, p, xs), t))
         trace = np.asarray(energies(params, jax.numpy.asarray(trace)))[..., None]
     kept = trace[burn_in:]
-    summary = {"target": label, "sampler": sampler, "step_size": scfg.step_size,
+    summary = {"target": label, **({"params": which} if which else {}),
+               "sampler": sampler, "step_size": scfg.step_size,
                "num_chains": num_chains, "num_steps": num_steps, "burn_in": burn_in,
                "seed": seed, "acceptance_rate": rate,
                **evaluation.chain_summary(kept, exact_mean, exact_cov),
@@ -385,6 +400,7 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
     """
     from jebm import evaluation, experiment
     from jebm.config import load_config
+    from jebm.train import model_params
 
     wd = Path(workdir)
     stored = experiment.stored_config(wd)
@@ -396,8 +412,8 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
     if path.exists():  # results are written once
         print(f"jebm: {path} exists; not recomputed.", file=sys.stderr)
         return json.loads(path.read_text())
-    summary = {"step": int(state.step),
-               **evaluation.summary(run, state.params, feature_cache=wd,
+    summary = {"step": int(state.step), "params": _which_params(state),
+               **evaluation.summary(run, model_params(state), feature_cache=wd,
                                     objective_state=state.objective_state)}
     _write_json(path, summary)
     return summary

@@ -68,6 +68,18 @@ def _batched_call(module_call: Callable[[Array], Array], x: ArrayTree, where: st
     return _as_scalar(out, where)
 
 
+def _fresh(params: PyTree) -> PyTree:
+    """New ``nnx.Variable`` boxes around the same arrays, created in the current trace.
+
+    A module that writes to its own variables when called (``nnx.SpectralNorm`` stores
+    the normalised kernel in place) may only do so in the trace its variables were made
+    in. ``params`` held from outside (e.g. closed over while differentiating with respect
+    to ``x`` only) were made elsewhere; rebuilding the boxes makes the write legal and
+    keeps it on a throw-away copy, so the caller's params never change.
+    """
+    return jax.tree.map(lambda leaf: leaf, params)
+
+
 def from_nnx(module: nnx.Module, *, batched: bool = True) -> tuple[EnergyFn, PyTree]:
     """Split an NNX module once into a pure ``energy_fn`` and its parameters.
 
@@ -94,7 +106,7 @@ def from_nnx(module: nnx.Module, *, batched: bool = True) -> tuple[EnergyFn, PyT
     where = f"NNX module {type(module).__name__}"
 
     def energy_fn(params: PyTree, x: ArrayTree) -> Array:
-        model = nnx.merge(graphdef, params, rest)
+        model = nnx.merge(graphdef, _fresh(params), rest)
         if batched:
             return _batched_call(model, x, where)
         return _as_scalar(model(x), where)

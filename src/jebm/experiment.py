@@ -17,13 +17,16 @@ read from these registries (there is no second copy):
 user-written energy::
 
     run = build_run(config, energy=(my_energy_fn, my_params))
-    result = jebm.train.train_loop(run.train_key, run.initial_state,
-                                   jebm.train.make_train_step(run.objective, run.optimizer),
+    step = jebm.train.make_train_step(run.objective, run.optimizer,
+                                      ema_decay=config.train.ema_decay)
+    result = jebm.train.train_loop(run.train_key, run.initial_state, step,
                                    run.data.sample, num_steps=100, batch_size=256)
 
 :func:`train_run` is that call with the config's loop settings; :func:`load_model`
-rebuilds a trained run from its workdir. Evaluation lives in :mod:`jebm.evaluation`, the
-command line in :mod:`jebm.cli`.
+rebuilds a trained run from its workdir. The parameters a trained state is evaluated,
+sampled and loaded with are :func:`jebm.train.model_params` of it: the moving average
+``ema_params`` when ``train.ema_decay > 0``, else the raw ``params``. Evaluation lives
+in :mod:`jebm.evaluation`, the command line in :mod:`jebm.cli`.
 """
 
 import math
@@ -224,7 +227,7 @@ def _mlp(key: PRNGKey, model, event_shape: tuple[int, ...]):
     energy_fn, params = mlp_energy(key, math.prod(event_shape), model.hidden,
                                    activation=model.activation,
                                    fourier_features=model.fourier_features,
-                                   fourier_scale=model.fourier_scale)
+                                   fourier_scale=model.fourier_scale, dtype=model.dtype)
     if len(event_shape) == 1:
         return energy_fn, params
     return (lambda p, x: energy_fn(p, x.reshape(-1))), params
@@ -237,7 +240,8 @@ def _conv(key: PRNGKey, model, event_shape: tuple[int, ...]):
         raise ValueError(f"model.kind=conv needs image data, got points of shape "
                          f"{event_shape}; use model.kind=mlp.")
     return conv_energy(key, event_shape, features=model.features, hidden=model.hidden[0],
-                       activation=model.activation, spectral_norm=model.spectral_norm)
+                       activation=model.activation, spectral_norm=model.spectral_norm,
+                       spectral_norm_steps=model.spectral_norm_steps, dtype=model.dtype)
 
 
 ENERGIES: dict[str, Callable] = {"mlp": _mlp, "conv": _conv}
@@ -471,7 +475,8 @@ class Run(NamedTuple):
       sampler: ``factory(logdensity_fn) -> SamplingAlgorithm`` of ``config.sampler``.
       objective: the :class:`~jebm.objectives.Objective`.
       optimizer: the optax optimizer.
-      initial_state: the :class:`~jebm.train.TrainState` at step 0.
+      initial_state: the :class:`~jebm.train.TrainState` at step 0 (with
+        ``ema_params`` when ``train.ema_decay > 0``).
       train_key: the key of the training loop.
       sample_key: the key of the draws for figures.
       eval_key: the key of evaluations (AIS).
@@ -529,7 +534,8 @@ def build_run(config: Config, *, energy: tuple[EnergyFn, PyTree] | None = None) 
         model_energy_fn = energy_fn
     optimizer = build_optimizer(config)
     batch = data.sample(k_state, config.data.batch_size)
-    state = init_train_state(k_state, params, optimizer, objective, batch)
+    state = init_train_state(k_state, params, optimizer, objective, batch,
+                             ema=config.train.ema_decay > 0)
     return Run(config, data, energy_fn, model_energy_fn, base,
                build_sampler(config.sampler, data.event_shape), objective, optimizer, state,
                train_key, sample_key, jax.random.fold_in(key, 6))
@@ -677,7 +683,7 @@ def train_run(run: Run, workdir: str | Path | None = None, *, progress: bool = F
     if workdir is None:  # in memory only: nothing to checkpoint
         options["checkpoint_every"] = None
     options.update(loop_options)
-    step = make_train_step(run.objective, run.optimizer)
+    step = make_train_step(run.objective, run.optimizer, ema_decay=tc.ema_decay)
     return train_loop(run.train_key, run.initial_state, step, run.data.sample,
                       workdir=workdir, **options)
 
@@ -821,9 +827,13 @@ def load_model(workdir: str | Path, step: int | None = None):
       ``(energy_fn, params, config)``: ``energy_fn(params, x)`` is the model's energy of
       one ``x`` (the network plus ``model.base``; for NCE, without the learned ``c``,
       which is ``params["log_z"]``), and ``config`` the run's :class:`~jebm.config.Config`.
+      ``params`` are :func:`jebm.train.model_params` of the checkpoint: the moving
+      average when the run kept one (``train.ema_decay > 0``), else the raw parameters.
 
     Raises:
       CheckpointError: if ``workdir`` holds no config or no checkpoint.
     """
+    from jebm.train import model_params
+
     run = build_run(stored_config(workdir))
-    return run.model_energy_fn, restore_state(run, workdir, step).params, run.config
+    return run.model_energy_fn, model_params(restore_state(run, workdir, step)), run.config

@@ -276,7 +276,7 @@ def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
 def train_state_shardings(state: PyTree, mesh: Mesh) -> PyTree:
     """Shardings for a :class:`~jebm.train.TrainState`, for ``jit`` or ``device_put``.
 
-    ``params``, ``opt_state`` and ``step`` are replicated. Each leaf of
+    ``params``, ``opt_state``, ``step`` and ``ema_params`` are replicated. Each leaf of
     ``objective_state`` (the replay buffer) is split over ``"data"`` along its
     leading axis when that axis exists and is divisible by the ``"data"`` size, and
     replicated otherwise (scalars, counters). Shardings do not change values, so this
@@ -303,6 +303,7 @@ def train_state_shardings(state: PyTree, mesh: Mesh) -> PyTree:
         opt_state=jax.tree.map(lambda _: replicated, state.opt_state),
         step=jax.tree.map(lambda _: replicated, state.step),
         objective_state=jax.tree.map(buffer_leaf, state.objective_state),
+        ema_params=jax.tree.map(lambda _: replicated, state.ema_params),
     )
 
 

@@ -9,6 +9,14 @@ view applies:
 
 so ``p(y | x)`` is the softmax classifier and ``p(x) ∝ exp(−E(x))``.
 
+**Mixed precision.** With ``dtype=jnp.bfloat16`` the parameters stay float32
+(``param_dtype``; the optimizer, the EMA and checkpoints see float32), each layer casts its
+input and weights to bfloat16 and computes in it, and the outputs are cast back to float32.
+So the energy, ``∇ₓE`` and ``∇_θE`` are float32 and a sampler's state (positions,
+log-densities, gradients) stays float32; only the network's arithmetic is rounded to
+bfloat16's 8-bit significand (relative rounding ``2⁻⁸ ≈ 0.4%`` per operation). Spectral
+normalisation runs its power iteration on the float32 weights.
+
 References:
   Grathwohl, W., Wang, K.-C., Jacobsen, J.-H., Duvenaud, D., Norouzi, M. and
   Swersky, K. (2020). Your classifier is secretly an energy based model and you
@@ -26,9 +34,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jebm._validate import check_int
+from jebm._validate import check_float_dtype, check_int
 from jebm.energies.mlp import ACTIVATIONS
-from jebm.energy import from_nnx
+from jebm.energy import _fresh, from_nnx
 from jebm.types import Array, EnergyFn, PRNGKey, PyTree
 
 __all__ = ["ConvEnergy", "conv_energy", "JointEnergy", "joint_energy_fns"]
@@ -71,6 +79,9 @@ class ConvEnergy(nnx.Module):
         iterations from the stored random vector; the estimate is then a pure,
         differentiable function of the weights.
       spectral_norm_steps: power iterations per call.
+      dtype: the dtype the layers compute in (``jnp.float32`` or ``jnp.bfloat16``, see
+        the module docstring); parameters are float32 and the outputs are cast to float32
+        whatever it is.
       rngs: ``nnx.Rngs``.
     """
 
@@ -84,10 +95,13 @@ class ConvEnergy(nnx.Module):
         *,
         spectral_norm: bool = False,
         spectral_norm_steps: int = 5,
+        dtype: jax.typing.DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
     ):
         features = check_conv_args(image_shape, features, hidden, activation)
         check_int("num_outputs", num_outputs)
+        self.dtype = check_float_dtype("dtype", dtype)
+        precision = {"dtype": self.dtype, "param_dtype": jnp.float32}
         self.image_shape = tuple(image_shape)
         channels = self.image_shape[2] if len(self.image_shape) == 3 else 1
         self.activation = ACTIVATIONS[activation]
@@ -102,11 +116,13 @@ class ConvEnergy(nnx.Module):
         convs, size = [], list(self.image_shape[:2])
         for i, out in enumerate(features):
             stride = 1 if i == 0 else 2
-            convs.append(wrap(nnx.Conv(channels, out, (3, 3), strides=stride, rngs=rngs)))
+            convs.append(wrap(nnx.Conv(channels, out, (3, 3), strides=stride, rngs=rngs,
+                                       **precision)))
             channels, size = out, [-(-s // stride) for s in size]
         self.convs = nnx.List(convs)
-        self.dense = wrap(nnx.Linear(channels * size[0] * size[1], hidden, rngs=rngs))
-        self.head = wrap(nnx.Linear(hidden, num_outputs, rngs=rngs))
+        self.dense = wrap(nnx.Linear(channels * size[0] * size[1], hidden, rngs=rngs,
+                                     **precision))
+        self.head = wrap(nnx.Linear(hidden, num_outputs, rngs=rngs, **precision))
         self.num_outputs = num_outputs
 
     def __call__(self, x: Array) -> Array:
@@ -122,7 +138,7 @@ class ConvEnergy(nnx.Module):
         for conv in self.convs:
             h = self.activation(conv(h))
         h = self.activation(self.dense(h.reshape(h.shape[0], -1)))
-        out = self.head(h)
+        out = self.head(h).astype(jnp.float32)  # float32 energies whatever self.dtype
         return out[:, 0] if self.num_outputs == 1 else out
 
 
@@ -175,13 +191,15 @@ def joint_energy_fns(
     """JEM energies from one :class:`ConvEnergy` classifier with ``num_classes`` outputs.
 
     ``p(y | x) = softmax(g(x))[y]`` is the classifier; ``p(x) ∝ exp(−E(x))`` with
-    ``E(x) = −logsumexp_y g(x)[y]``; ``p(x, y) ∝ exp(g(x)[y])``.
+    ``E(x) = −logsumexp_y g(x)[y]``; ``p(x, y) ∝ exp(g(x)[y])``. With
+    ``dtype=jnp.bfloat16`` the network computes in bfloat16 and the logits, hence the
+    ``logsumexp`` and every energy, are float32.
 
     Args:
       key: PRNG key for the initial weights.
       image_shape: ``(H, W)`` or ``(H, W, C)``.
       num_classes: number of classes ``K >= 2``.
-      **kwargs: other options of :class:`ConvEnergy`.
+      **kwargs: other options of :class:`ConvEnergy` (e.g. ``dtype``, ``spectral_norm``).
 
     Returns:
       A :class:`JointEnergy` ``(energy_fn, conditional_energy_fn, logits_fn, params)``.
@@ -208,7 +226,7 @@ def joint_energy_fns(
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def logits_fn(params: PyTree, x: Array) -> Array:
-        return nnx.merge(graphdef, params, rest)(jnp.expand_dims(x, 0))[0]
+        return nnx.merge(graphdef, _fresh(params), rest)(jnp.expand_dims(x, 0))[0]
 
     def energy_fn(params: PyTree, x: Array) -> Array:
         return -jax.nn.logsumexp(logits_fn(params, x))

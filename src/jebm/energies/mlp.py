@@ -22,6 +22,12 @@ and it is re-created from the same key on restore. ``γ`` is bounded, so the ene
 bounded too; the base or domain must make ``exp(−E)`` integrable (on ℝ^d, add a base
 energy).
 
+**Mixed precision.** With ``dtype=jnp.bfloat16`` the parameters stay float32
+(``param_dtype``), the linear layers and activations compute in bfloat16, and the energy is
+cast back to float32, so ``∇ₓE``, ``∇_θE`` and a sampler's state stay float32. The Fourier
+map ``γ`` is computed in float32 (``sin`` of large angles needs more than bfloat16's
+8 significant bits) and rounded on entering the first layer.
+
 References:
   Du, Y. and Mordatch, I. (2019). Implicit generation and generalization in
   energy-based models. NeurIPS.
@@ -40,7 +46,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jebm._validate import check_float, check_int
+from jebm._validate import check_float, check_float_dtype, check_int
 from jebm.energy import from_nnx
 from jebm.types import Array, EnergyFn, PRNGKey, PyTree
 
@@ -86,10 +92,13 @@ class MLPEnergy(nnx.Module):
       fourier_features: ``m``, the number of random frequencies of the input map
         ``γ(x) = [sin(Bᵀx), cos(Bᵀx)]`` (see the module docstring); 0 feeds ``x`` as is.
       fourier_scale: ``s``, the standard deviation of the frequencies ``B``.
+      dtype: the dtype the layers compute in (``jnp.float32`` or ``jnp.bfloat16``, see
+        the module docstring); parameters and the returned energies are float32.
       rngs: ``nnx.Rngs`` for the weight initialisation (and ``B``).
 
     Raises:
-      ValueError: for an unknown activation or a non-positive width; at call
+      ValueError: for an unknown activation, a non-positive width or a ``dtype`` that
+        is not a floating-point type; at call
         time, for input that is not ``(n, in_features)``.
 
     Examples:
@@ -113,9 +122,12 @@ class MLPEnergy(nnx.Module):
         *,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
+        dtype: jax.typing.DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
     ):
         hidden = _check_config(in_features, hidden, activation, fourier_features, fourier_scale)
+        self.dtype = check_float_dtype("dtype", dtype)
+        precision = {"dtype": self.dtype, "param_dtype": jnp.float32}
         # fixed random frequencies: an nnx.Variable, not an nnx.Param
         self.fourier = nnx.Variable(
             fourier_scale * jax.random.normal(rngs.params(), (in_features, fourier_features))
@@ -124,9 +136,10 @@ class MLPEnergy(nnx.Module):
         self.in_features = in_features
         self.activation = activation
         self.layers = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:], strict=True)]
+            [nnx.Linear(a, b, rngs=rngs, **precision)
+             for a, b in zip(widths[:-1], widths[1:], strict=True)]
         )
-        self.head = nnx.Linear(widths[-1], 1, rngs=rngs)
+        self.head = nnx.Linear(widths[-1], 1, rngs=rngs, **precision)
 
     def __call__(self, x: Array) -> Array:
         if x.ndim != 2 or x.shape[1] != self.in_features:
@@ -140,7 +153,7 @@ class MLPEnergy(nnx.Module):
             h = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
         for layer in self.layers:
             h = act(layer(h))
-        return self.head(h)[:, 0]
+        return self.head(h)[:, 0].astype(jnp.float32)  # float32 energies whatever self.dtype
 
 
 def mlp_energy(
@@ -151,6 +164,7 @@ def mlp_energy(
     *,
     fourier_features: int = 0,
     fourier_scale: float = 1.0,
+    dtype: jax.typing.DTypeLike = jnp.float32,
 ) -> tuple[EnergyFn, PyTree]:
     """Build an :class:`MLPEnergy` and return the pure ``(energy_fn, params)`` pair.
 
@@ -161,6 +175,8 @@ def mlp_energy(
       activation: an activation name (see :data:`ACTIVATIONS`).
       fourier_features: random Fourier input features (0: none); see :class:`MLPEnergy`.
       fourier_scale: their frequency scale.
+      dtype: the compute dtype (``jnp.float32`` or ``jnp.bfloat16``); parameters and
+        energies are float32 either way.
 
     Returns:
       ``(energy_fn, params)``: ``energy_fn(params, x)`` is the scalar energy of one
@@ -175,4 +191,4 @@ def mlp_energy(
       ()
     """
     return from_nnx(MLPEnergy(in_features, hidden, activation, fourier_features=fourier_features,
-                              fourier_scale=fourier_scale, rngs=nnx.Rngs(key)))
+                              fourier_scale=fourier_scale, dtype=dtype, rngs=nnx.Rngs(key)))

@@ -1,9 +1,15 @@
 """The training state: everything a resumed run needs, as one pytree.
 
-``TrainState(params, opt_state, step, objective_state)`` is a ``NamedTuple``, so it
-passes through ``jax.jit``, ``lax.scan`` and orbax-checkpoint unchanged. ``step`` is a
-traced ``int32`` scalar counting the updates applied so far; the per-step PRNG key
+``TrainState(params, opt_state, step, objective_state, ema_params)`` is a ``NamedTuple``,
+so it passes through ``jax.jit``, ``lax.scan`` and orbax-checkpoint unchanged. ``step`` is
+a traced ``int32`` scalar counting the updates applied so far; the per-step PRNG key
 is ``fold_in(key, step)``, so a run restored at step ``k`` replays the same stream.
+
+``ema_params`` is ``None`` (no leaves: the checkpoint of a run without an average is
+unchanged), or an exponential moving average of ``params`` (Polyak averaging) that
+:func:`jebm.train.make_train_step` updates after every optimizer update. Being part of
+the state, it is checkpointed and restored with the rest, so a resumed run continues the
+same average. :func:`model_params` picks the parameters to evaluate and sample.
 """
 
 from typing import NamedTuple
@@ -14,16 +20,18 @@ import optax
 from jebm.objectives.base import Objective
 from jebm.types import Array, ArrayTree, PRNGKey, PyTree
 
-__all__ = ["TrainState", "init_train_state"]
+__all__ = ["TrainState", "init_train_state", "model_params"]
 
 
 class TrainState(NamedTuple):
-    """Parameters, optimizer state, update count and the objective's carried state."""
+    """Parameters, optimizer state, update count, the objective's carried state and the
+    parameters' moving average (``None`` when not kept)."""
 
     params: PyTree
     opt_state: optax.OptState
     step: Array  # int32 scalar: updates applied so far
     objective_state: PyTree  # e.g. the replay buffer of persistent CD; () if stateless
+    ema_params: PyTree = None  # EMA of params (same structure), or None when off
 
 
 def init_train_state(
@@ -32,6 +40,8 @@ def init_train_state(
     optimizer: optax.GradientTransformation,
     objective: Objective,
     batch: ArrayTree,
+    *,
+    ema: bool = False,
 ) -> TrainState:
     """Build the state at step 0.
 
@@ -41,9 +51,11 @@ def init_train_state(
       optimizer: an optax gradient transformation.
       objective: an :class:`~jebm.objectives.base.Objective`.
       batch: an example batch (its shapes size the objective state).
+      ema: keep an exponential moving average of the parameters, starting at
+        ``params`` (train with ``make_train_step(..., ema_decay=β)``).
 
     Returns:
-      A :class:`TrainState` with ``step == 0``.
+      A :class:`TrainState` with ``step == 0`` (and ``ema_params == params`` with ``ema``).
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax
@@ -52,12 +64,37 @@ def init_train_state(
       >>> objective = stateless(lambda p, k, b: (jnp.sum(p**2), {}))
       >>> state = init_train_state(jax.random.key(0), jnp.ones(2), optax.sgd(0.1),
       ...                          objective, jnp.zeros((4, 2)))
-      >>> int(state.step)
-      0
+      >>> int(state.step), state.ema_params is None
+      (0, True)
     """
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
         step=jnp.zeros((), jnp.int32),
         objective_state=objective.init(key, batch),
+        ema_params=params if ema else None,
     )
+
+
+def model_params(state: TrainState) -> PyTree:
+    """The parameters to evaluate, sample and ship: the moving average when the state
+    keeps one, else the raw parameters.
+
+    Every consumer of a trained state (evaluation, sample figures,
+    :func:`jebm.experiment.load_model`, ``jebm sample`` and ``jebm evaluate``) reads its
+    parameters through this function, so the choice is made in one place.
+
+    Args:
+      state: a :class:`TrainState`.
+
+    Returns:
+      ``state.ema_params`` if it is not ``None``, else ``state.params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm.train import TrainState, model_params
+      >>> state = TrainState(jnp.ones(2), (), jnp.zeros((), jnp.int32), (), jnp.zeros(2))
+      >>> model_params(state).tolist()
+      [0.0, 0.0]
+    """
+    return state.params if state.ema_params is None else state.ema_params
