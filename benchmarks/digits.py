@@ -62,7 +62,7 @@ RECIPES = {
 FULL_OVERRIDES = {
     "digits_pcd": ["train.num_steps=3000", "objective.buffer_size=10000",
                    "sampler.num_steps=40", "data.batch_size=128"],
-    "digits_pcd_mala": ["train.num_steps=3000"],
+    "digits_pcd_mala": [],  # lr 2e-4 for 600 updates is the recipe; longer is untested
     "digits_nce": [],
     "digits_ed": ["train.num_steps=3000"],
     "digits_jem": ["train.num_steps=3000"],
