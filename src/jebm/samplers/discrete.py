@@ -32,8 +32,12 @@ uniform: float32 rounding of the cumulative sum perturbs the drawn probabilities
 ``h ~ p(h | v) = σ(c + Wᵀv)`` and ``v ~ p(v | h) = σ(b + Wh)``; every step is accepted.
 The state caches the hidden pre-activation ``c + Wᵀv``, which gives both ``p(h | v)`` and
 the free energy, so a step costs two matrix products. This kernel needs the RBM's
-parameters, not a log-density: its ``kernel(key, state, params)`` takes ``params`` where
-the others take ``logdensity_fn``.
+parameters, not only a log-density: its ``kernel(key, state, params)`` takes ``params``
+where the others take ``logdensity_fn``. The top-level :func:`block_gibbs` takes either
+the parameters or the RBM's log-density ``jebm.energy.logdensity_fn(rbm_free_energy,
+params)``, which carries them (:class:`jebm.energy.BoundLogDensity`); so
+``block_gibbs`` is a sampler factory like the others, and PCD (``pcd(rbm_free_energy,
+block_gibbs, k)``) and :func:`jebm.samplers.run_chains` use it as they use any sampler.
 
 References:
   Metropolis, N., Rosenbluth, A. W., Rosenbluth, M. N., Teller, A. H. and Teller, E.
@@ -55,6 +59,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jebm.energies.discrete import rbm_free_energy
+from jebm.energy import BoundLogDensity
 from jebm.samplers.base import SamplingAlgorithm, _symmetric_uniform, metropolis_select
 from jebm.types import Array, LogDensityFn, PRNGKey, PyTree
 
@@ -417,15 +423,35 @@ def build_block_gibbs_kernel():
     return kernel
 
 
-def block_gibbs(params: PyTree) -> SamplingAlgorithm:
+def _rbm_params(rbm: PyTree | BoundLogDensity) -> PyTree:
+    """The RBM's parameters, given directly or carried by its log-density."""
+    if not callable(rbm):
+        return rbm
+    if isinstance(rbm, BoundLogDensity) and rbm.energy_fn is rbm_free_energy:
+        return rbm.params
+    raise ValueError(
+        "block_gibbs needs a Bernoulli RBM: pass its params {'weights', 'visible_bias', "
+        "'hidden_bias'}, or its log-density jebm.energy.logdensity_fn(rbm_free_energy, "
+        f"params), which carries them; got {rbm!r}, a log-density it cannot read the "
+        "RBM's parameters from."
+    )
+
+
+def block_gibbs(rbm: PyTree | BoundLogDensity) -> SamplingAlgorithm:
     """Block Gibbs sampling of a Bernoulli RBM's visible units, as a ``SamplingAlgorithm``.
 
     Args:
-      params: the RBM's ``{"weights", "visible_bias", "hidden_bias"}``.
+      rbm: the RBM's ``{"weights", "visible_bias", "hidden_bias"}``, or its log-density
+        ``jebm.energy.logdensity_fn(rbm_free_energy, params)`` (what PCD passes a
+        sampler factory), from which the parameters are read.
 
     Returns:
       ``SamplingAlgorithm(init, step)`` on visible states ``(V,)``; each step is the
       sweep ``v → h → v′``, which leaves ``p(v) ∝ exp(−F(v))`` invariant.
+
+    Raises:
+      ValueError: for a log-density of another energy than
+        :func:`~jebm.energies.discrete.rbm_free_energy`.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -439,6 +465,7 @@ def block_gibbs(params: PyTree) -> SamplingAlgorithm:
     References:
       Geman and Geman (1984); Hinton (2002).
     """
+    params = _rbm_params(rbm)
     kernel = build_block_gibbs_kernel()
     return SamplingAlgorithm(
         init=lambda position, rng_key=None: block_gibbs_init(position, params),
