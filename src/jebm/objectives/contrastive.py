@@ -30,6 +30,10 @@ Opt-in extras, all off by default:
   step_size=h)``, so ``functools.partial(jebm.samplers.mala, step_size=h0)`` works and
   ``h0`` is the initial value.
 
+* ``persist_fields=("momentum",)`` (PCD only) keeps named fields of the sampler's state
+  in the replay buffer next to the positions, so underdamped Langevin chains carry their
+  momentum from one training step to the next (see :func:`pcd`).
+
 * ``energy_l2 = α > 0`` adds ``α (mean E(x⁺)² + mean E(x⁻)²)`` (Du & Mordatch 2019),
   which keeps energies near zero.
 * ``pathwise=True`` adds the KL term of Du et al. (2021). The first ``num_steps − 1``
