@@ -8,8 +8,9 @@ step, every step a full sweep) is the model-specific reference.
 
 Target: a Bernoulli RBM with 64 visible units (scikit-learn's 8×8 digits, binarised at
 pixel count >= 8 by :func:`jebm.datasets.digits.binarize`) and ``num_hidden`` hidden
-units, trained here for a few hundred steps of PCD-1 with block Gibbs chains and Adam
-(the training is setup, not timed). The samplers all see ``logdensity_fn = −F(v)``.
+units, trained here for a few hundred steps of PCD-1 (``jebm.objectives.pcd`` with
+``block_gibbs`` negatives) and Adam (the training is setup, not timed). The samplers all
+see ``logdensity_fn = −F(v)``.
 
 With 20 hidden units the exact log Z is enumerable (2^20 hidden states); the script also
 reports AIS (:func:`jebm.partition.ais` with GWG transitions and a Bernoulli base at the
@@ -51,40 +52,38 @@ from jebm.energies.discrete import (  # noqa: E402
     rbm_init,
     rbm_log_z,
 )
-from jebm.energy import batch_energy, logdensity_fn  # noqa: E402
+from jebm.energy import logdensity_fn  # noqa: E402
+from jebm.objectives import pcd  # noqa: E402
 from jebm.partition.ais import ais  # noqa: E402
 from jebm.samplers.discrete import block_gibbs, gibbs_with_gradients, metropolis_flip  # noqa: E402
 from jebm.samplers.runner import run_chains  # noqa: E402
 
 
 def train_rbm(key, data, num_hidden, num_steps, batch_size=100, learning_rate=1e-2):
-    """PCD-1 with block Gibbs chains (one per batch row) and Adam; returns RBM params."""
-    k_init, k_chains, k_run = jax.random.split(key, 3)
+    """PCD-1 (:func:`jebm.objectives.pcd`) with block Gibbs negatives and Adam; RBM params.
+
+    ``batch_size`` persistent chains from Bernoulli(½), never restarted (Tieleman's PCD);
+    ``block_gibbs`` reads the RBM's parameters from the log-density PCD hands it.
+    """
+    k_init, k_buffer, k_run = jax.random.split(key, 3)
     params = rbm_init(k_init, data.shape[1], num_hidden, scale=0.01)
     mean = jnp.clip(data.mean(0), 1e-3, 1 - 1e-3)
     params["visible_bias"] = jnp.log(mean) - jnp.log1p(-mean)  # Hinton's guide: log-odds
+    objective = pcd(
+        rbm_free_energy, block_gibbs, 1, buffer_size=batch_size, num_chains=batch_size,
+        reinit_prob=0.0, init_density=densities.bernoulli(jnp.full(data.shape[1], 0.5)),
+    )
     optimizer = optax.adam(learning_rate)
-    chains = jax.random.bernoulli(k_chains, 0.5, (batch_size, data.shape[1])).astype(jnp.float32)
 
     def step(carry, key):
-        params, opt_state, chains = carry
-        k_batch, k_gibbs = jax.random.split(key)
+        params, opt_state, buffer = carry
+        k_batch, k_loss = jax.random.split(key)
         batch = data[jax.random.randint(k_batch, (batch_size,), 0, data.shape[0])]
-        gibbs = block_gibbs(jax.lax.stop_gradient(params))
-        states = jax.vmap(gibbs.init)(chains)
-        states, _ = jax.vmap(gibbs.step)(jax.random.split(k_gibbs, batch_size), states)
-        chains = states.position
-
-        def loss(p):
-            return jnp.mean(batch_energy(rbm_free_energy, p, batch)) - jnp.mean(
-                batch_energy(rbm_free_energy, p, chains)
-            )
-
-        grads = jax.grad(loss)(params)
+        grads, (_, buffer) = jax.grad(objective.loss, has_aux=True)(params, k_loss, batch, buffer)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state, chains), None
+        return (optax.apply_updates(params, updates), opt_state, buffer), None
 
-    carry = (params, optimizer.init(params), chains)
+    carry = (params, optimizer.init(params), objective.init(k_buffer, data[:batch_size]))
     (params, _, _), _ = jax.jit(
         lambda c, ks: jax.lax.scan(step, c, ks)
     )(carry, jax.random.split(k_run, num_steps))

@@ -39,6 +39,7 @@ __all__ = [
     "from_linen",
     "from_fn",
     "logdensity_fn",
+    "BoundLogDensity",
     "score_fn",
     "log_ratio",
     "batch_energy",
@@ -181,9 +182,34 @@ def logdensity_fn(energy_fn: EnergyFn, params: PyTree, log_z: Array | float = 0.
       >>> float(logdensity_fn(lambda p, x: p * jnp.sum(x**2), 0.5)(jnp.ones(2)))
       -1.0
     """
-    if isinstance(log_z, int | float) and log_z == 0:
-        return lambda x, *args: -energy_fn(params, x, *args)
-    return lambda x, *args: -energy_fn(params, x, *args) - log_z
+    return BoundLogDensity(energy_fn, params, log_z)
+
+
+class BoundLogDensity:
+    """``x ↦ −E(params, x, *args) − log_z``, remembering the energy and parameters it binds.
+
+    What :func:`logdensity_fn` returns: a plain callable for every sampler, which also
+    records ``energy_fn``, ``params`` and ``log_z``, so a sampler that needs the model
+    itself (RBM block Gibbs, :func:`jebm.samplers.discrete.block_gibbs`) can take the
+    log-density that PCD, AIS or :func:`jebm.samplers.run_chains` hand every sampler.
+    """
+
+    __slots__ = ("energy_fn", "params", "log_z")
+
+    def __init__(self, energy_fn: EnergyFn, params: PyTree, log_z: Array | float = 0.0):
+        self.energy_fn = energy_fn
+        self.params = params
+        self.log_z = log_z
+
+    def __call__(self, x: ArrayTree, *args) -> Array:
+        value = -self.energy_fn(self.params, x, *args)
+        if isinstance(self.log_z, int | float) and self.log_z == 0:
+            return value
+        return value - self.log_z
+
+    def __repr__(self) -> str:
+        name = getattr(self.energy_fn, "__name__", repr(self.energy_fn))
+        return f"logdensity_fn({name})"
 
 
 def score_fn(energy_fn: EnergyFn, params: PyTree) -> ScoreFn:

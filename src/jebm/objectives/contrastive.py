@@ -30,6 +30,10 @@ Opt-in extras, all off by default:
   step_size=h)``, so ``functools.partial(jebm.samplers.mala, step_size=h0)`` works and
   ``h0`` is the initial value.
 
+* ``persist_fields=("momentum",)`` (PCD only) keeps named fields of the sampler's state
+  in the replay buffer next to the positions, so underdamped Langevin chains carry their
+  momentum from one training step to the next (see :func:`pcd`).
+
 * ``energy_l2 = α > 0`` adds ``α (mean E(x⁺)² + mean E(x⁻)²)`` (Du & Mordatch 2019),
   which keeps energies near zero.
 * ``pathwise=True`` adds the KL term of Du et al. (2021). The first ``num_steps − 1``
@@ -71,12 +75,13 @@ from jebm.energy import batch_energy, logdensity_fn
 from jebm.objectives.base import Objective, num_rows, stateless
 from jebm.objectives.replay import (
     ReplayBuffer,
+    _rows_where,
     _uniform_like,
     init_replay_buffer,
     sample_replay_buffer,
     update_replay_buffer,
 )
-from jebm.samplers.base import SamplingAlgorithm
+from jebm.samplers.base import SamplingAlgorithm, tree_vdot
 from jebm.samplers.runner import run_chains
 from jebm.types import Array, ArrayTree, EnergyFn, LogDensityFn, PRNGKey, PyTree
 
@@ -144,6 +149,62 @@ def _merge_metrics(a: dict, b: dict) -> dict:
     return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in a.keys() | b.keys()}
 
 
+# Fields every sampler state recomputes from the position (and the parameters): never persisted.
+_CACHED_FIELDS = ("position", "logdensity", "logdensity_grad")
+
+
+def _check_persist_fields(persist_fields) -> tuple[str, ...]:
+    ok = isinstance(persist_fields, tuple) and all(isinstance(f, str) for f in persist_fields)
+    if not ok or len(set(persist_fields)) != len(persist_fields):
+        raise ValueError(
+            f"persist_fields must be a tuple of distinct field names, got {persist_fields!r}."
+        )
+    cached = sorted(set(persist_fields) & set(_CACHED_FIELDS))
+    if cached:
+        raise ValueError(
+            f"persist_fields cannot name {cached}: the position is always kept, and the "
+            "log-density and its gradient are recomputed for the current parameters."
+        )
+    return persist_fields
+
+
+def _placeholder_logdensity(x: ArrayTree) -> Array:
+    """``log N(x; 0, I)`` up to a constant: the target ``pcd``'s ``init`` builds its sampler on."""
+    return -0.5 * tree_vdot(x, x)
+
+
+def _state_fields(states, names: tuple[str, ...]) -> dict[str, ArrayTree]:
+    """The named fields of a (batched) sampler state, with jebm's error for a missing one."""
+    fields = getattr(states, "_fields", ())
+    missing = [name for name in names if name not in fields]
+    if missing:
+        raise ValueError(
+            f"persist_fields names {missing}, which the sampler's state "
+            f"({type(states).__name__}, fields {fields}) does not have."
+        )
+    return {name: getattr(states, name) for name in names}
+
+
+def _start_states(
+    key: PRNGKey, algorithm: SamplingAlgorithm, positions: ArrayTree, stored: dict, restart: Array
+):
+    """States at ``positions`` carrying the ``stored`` fields, except where ``restart``.
+
+    ``init(position, rng_key)`` computes the caches for the current parameters and, for
+    the restarted chains, the fresh fields (underdamped Langevin draws its momentum from
+    N(0, I) when given a key); the other chains get their stored fields back. Persisted
+    fields therefore must not enter the caches (the momentum does not).
+    """
+    states = jax.vmap(algorithm.init)(positions, jax.random.split(key, num_rows(positions)))
+    fresh = _state_fields(states, tuple(stored))
+    kept = {
+        name: _rows_where(restart, fresh[name], jax.tree.map(
+            lambda s, f: s.astype(f.dtype), stored[name], fresh[name]))
+        for name in stored
+    }
+    return states._replace(**kept)
+
+
 def _negatives(
     key: PRNGKey,
     params: PyTree,
@@ -153,23 +214,36 @@ def _negatives(
     sampler: SamplerFactory,
     num_steps: int,
     pathwise: bool,
-) -> tuple[ArrayTree, ArrayTree | None, dict[str, Array]]:
-    """Run the chains; return ``(x⁻ stopped, x⁻(θ) or None, sampler metrics)``.
+    persisted: tuple[PRNGKey, dict, Array] | None = None,
+) -> tuple[ArrayTree, ArrayTree | None, dict[str, Array], dict[str, ArrayTree] | None]:
+    """Run the chains; return ``(x⁻ stopped, x⁻(θ) or None, sampler metrics, fields)``.
 
     Step ``t`` of chain ``c`` uses the key stream of :func:`run_chains`, so the
     last step rebuilt for ``pathwise`` replays exactly the random numbers it would
     have used, and the negatives' values do not depend on ``pathwise``.
+
+    ``persisted = (key, stored, restart)`` starts the chains from states carrying the
+    ``stored`` sampler-state fields (fresh ones where ``restart``, see
+    :func:`_start_states`); ``fields`` are then those fields after the last step, else
+    ``None``.
     """
     frozen = jax.lax.stop_gradient(params)
     num_chains = num_rows(positions)
     frozen_alg = sampler(logdensity_fn(energy_fn, frozen))
     num_frozen = num_steps - 1 if pathwise else num_steps
-    metrics = {}
+    names = None if persisted is None else tuple(persisted[1])
+    start = positions
+    if persisted is not None:
+        init_key, stored, restart = persisted
+        start = _start_states(init_key, frozen_alg, positions, stored, restart)
+    metrics, fields = {}, None
+    if persisted is not None and not num_frozen:
+        positions, fields = start.position, _state_fields(start, names)
     if num_frozen:
         result = run_chains(
             key,
             frozen_alg,
-            positions,
+            start,
             num_frozen,
             thin=num_frozen,
             keep_trace=False,
@@ -177,16 +251,22 @@ def _negatives(
         )
         positions = result.state.position
         metrics = _info_metrics(result.info, num_frozen / num_steps, 2)
+        if persisted is not None:
+            fields = _state_fields(result.state, names)
     if not pathwise:
-        return positions, None, metrics
+        return positions, None, metrics, fields
 
     live_alg = sampler(logdensity_fn(energy_fn, params))
     states = jax.vmap(live_alg.init)(jax.lax.stop_gradient(positions))
+    if persisted is not None:
+        states = states._replace(**jax.lax.stop_gradient(fields))
     keys = jax.random.split(jax.random.fold_in(key, num_steps - 1), num_chains)
     states, info = jax.vmap(live_alg.step)(keys, states)
     live = states.position
+    if persisted is not None:
+        fields = jax.lax.stop_gradient(_state_fields(states, names))
     metrics = _merge_metrics(metrics, _info_metrics(info, 1.0 / num_steps, 1))
-    return jax.lax.stop_gradient(live), live, metrics
+    return jax.lax.stop_gradient(live), live, metrics, fields
 
 
 def _contrastive(
@@ -269,7 +349,7 @@ def cd_loss(
       Hinton (2002); Du and Mordatch (2019); Du, Li, Tenenbaum and Mordatch (2021).
     """
     _check_options(sampler, num_steps, pathwise, kl_weight, energy_l2)
-    negatives, live, sampler_metrics = _negatives(
+    negatives, live, sampler_metrics, _ = _negatives(
         key,
         params,
         batch,
@@ -358,6 +438,18 @@ def pcd_loss(
     on ``stop_gradient(params)`` and writes the final positions back. The loss is that
     of :func:`cd_loss` with these negatives.
 
+    A buffer that persists sampler-state fields (``buffer.persisted``, made by
+    ``pcd(..., persist_fields=...)``) starts each drawn chain from ``init(position,
+    rng_key)`` with its stored fields put back (a re-initialised chain keeps the fresh
+    ones ``init`` drew), and writes the fields after the last step back with the
+    positions. So with ``reinit_prob=0`` and fixed parameters, successive evaluations
+    continue one chain exactly: ``tests/objectives/test_persistent_state.py`` checks
+    that ``K`` evaluations of ``k`` underdamped steps equal one run of ``K·k`` steps.
+    Key stream: ``k_buffer, k_chains = split(key)`` (``k_buffer`` draws the entries and
+    restarts, ``k_chains`` is the :func:`~jebm.samplers.run_chains` key of the chains);
+    when persisting, ``k_buffer, k_chains, k_init = split(key, 3)`` and
+    ``split(k_init, num_chains)`` are the ``init`` keys.
+
     Args:
       params: energy parameters.
       key: PRNG key.
@@ -405,11 +497,16 @@ def pcd_loss(
         sampler = lambda ld: factory(ld, step_size=step_size)  # noqa: E731
     num_chains = num_rows(batch) if num_chains is None else num_chains
     init_density = _uniform_like(buffer.samples) if init_density is None else init_density
-    k_buffer, k_chains = jax.random.split(key)
+    persisting = buffer.persisted is not None
+    k_buffer, k_chains, *k_init = jax.random.split(key, 3 if persisting else 2)
     positions, indices, reinit = sample_replay_buffer(
         k_buffer, buffer, num_chains, reinit_prob=reinit_prob, init_density=init_density
     )
-    negatives, live, sampler_metrics = _negatives(
+    persisted = None
+    if persisting:
+        stored = jax.tree.map(lambda leaf: leaf[indices], buffer.persisted)
+        persisted = (k_init[0], stored, reinit)
+    negatives, live, sampler_metrics, fields = _negatives(
         k_chains,
         params,
         positions,
@@ -417,6 +514,7 @@ def pcd_loss(
         sampler=sampler,
         num_steps=num_steps,
         pathwise=pathwise,
+        persisted=persisted,
     )
     loss, metrics = _contrastive(
         params, batch, negatives, live, energy_fn=energy_fn, kl_weight=kl_weight,
@@ -424,7 +522,7 @@ def pcd_loss(
     )
     reinit_fraction = jnp.mean(reinit.astype(jnp.float32))
     metrics = {**metrics, **sampler_metrics, "reinit_fraction": reinit_fraction}
-    new_buffer = update_replay_buffer(buffer, indices, negatives)
+    new_buffer = update_replay_buffer(buffer, indices, negatives, fields)
     if not adapting:
         return loss, (metrics, new_buffer)
     if "sampler/acceptance_rate" not in metrics:
@@ -453,6 +551,7 @@ def pcd(
     target_acceptance: float | None = None,
     adaptation_rate: float = 0.05,
     initial_step_size: float | None = None,
+    persist_fields: tuple[str, ...] = (),
 ) -> Objective:
     """Persistent CD as an :class:`~jebm.objectives.base.Objective`; see :func:`pcd_loss`.
 
@@ -461,6 +560,16 @@ def pcd(
     dtype); the buffer is the objective state. With ``target_acceptance`` the state is
     an :class:`AdaptiveStepState` (the buffer and ``log h``, starting at
     ``initial_step_size``, default the sampler partial's ``step_size``).
+
+    ``persist_fields`` names fields of the sampler's state that the buffer keeps per
+    chain next to the position, e.g. ``("momentum",)`` for
+    :func:`~jebm.samplers.underdamped_langevin`, whose chains then keep their momentum
+    across training steps instead of restarting from zero momentum each step. ``init``
+    fills them from ``sampler(...).init(position, rng_key)`` for each entry (a fresh
+    N(0, I) momentum), as :func:`pcd_loss` does for re-initialised chains. The fields'
+    initial values must not depend on the log-density: ``init`` builds the sampler on a
+    standard normal placeholder, as it has no parameters yet. Off (``()``) by default,
+    and then the buffer and each step are exactly as without the option.
 
     Args:
       energy_fn: ``energy_fn(params, x) -> scalar`` for one unbatched ``x``.
@@ -479,6 +588,8 @@ def pcd(
       adaptation_rate: the constant Robbins–Monro rate on ``log h``.
       initial_step_size: the starting step size when adapting; default the sampler
         partial's ``step_size``.
+      persist_fields: sampler-state fields the buffer keeps per chain (static), e.g.
+        ``("momentum",)``; not ``position``, ``logdensity`` or ``logdensity_grad``.
 
     Returns:
       An ``Objective`` whose state is the replay buffer (or an ``AdaptiveStepState``)
@@ -501,10 +612,19 @@ def pcd(
     if num_chains is not None and not valid_chains:
         raise ValueError(f"num_chains must be an int in [1, buffer_size], got {num_chains!r}.")
     initial = _check_adaptation(sampler, target_acceptance, adaptation_rate, initial_step_size)
+    persist_fields = _check_persist_fields(persist_fields)
 
     def init(key: PRNGKey, batch: ArrayTree) -> ReplayBuffer | AdaptiveStepState:
         base = _uniform_like(batch) if init_density is None else init_density
+        if persist_fields:
+            key, k_fields = jax.random.split(key)
         buffer = init_replay_buffer(key, base, buffer_size)
+        if persist_fields:
+            tunables = {} if initial is None else {"step_size": initial}
+            algorithm = sampler(_placeholder_logdensity, **tunables)
+            keys = jax.random.split(k_fields, buffer_size)
+            states = jax.vmap(algorithm.init)(buffer.samples, keys)
+            buffer = buffer._replace(persisted=_state_fields(states, persist_fields))
         if initial is None:
             return buffer
         return AdaptiveStepState(buffer, jnp.log(jnp.float32(initial)))

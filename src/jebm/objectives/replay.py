@@ -16,6 +16,11 @@ One training step (see :func:`jebm.objectives.pcd_loss`):
 3. :func:`update_replay_buffer` writes the chains' final positions back to the same
    entries.
 
+A buffer can also persist named fields of the sampler's state next to the positions
+(``persisted``, e.g. the momentum of underdamped Langevin chains), so a chain carries
+them from one training step to the next; see ``pcd(..., persist_fields=...)``. By default
+it persists nothing and holds the positions only.
+
 With ``reinit_prob = 0`` and ``num_chains = buffer_size`` this is Tieleman's
 persistent CD with a fixed set of chains; with a large buffer and ``reinit_prob =
 0.05`` it is the replay buffer of Du & Mordatch.
@@ -49,9 +54,16 @@ __all__ = [
 
 
 class ReplayBuffer(NamedTuple):
-    """Persistent chain positions, a pytree with leaves ``(buffer_size, *event)``."""
+    """Persistent chains: positions, and optionally fields of the sampler's state.
+
+    Attributes:
+      samples: the positions, a pytree with leaves ``(buffer_size, *event)``.
+      persisted: ``None`` (the default: positions only), or a dict ``{field: pytree}``
+        of sampler-state fields kept per entry, leaves ``(buffer_size, ...)``.
+    """
 
     samples: ArrayTree
+    persisted: dict[str, ArrayTree] | None = None
 
     @property
     def size(self) -> int:
@@ -208,7 +220,10 @@ def sample_replay_buffer(
 
 
 def update_replay_buffer(
-    buffer: ReplayBuffer, indices: Array, positions: ArrayTree
+    buffer: ReplayBuffer,
+    indices: Array,
+    positions: ArrayTree,
+    persisted: dict[str, ArrayTree] | None = None,
 ) -> ReplayBuffer:
     """Write ``positions`` ``(num_chains, *event)`` into the entries ``indices``.
 
@@ -217,11 +232,20 @@ def update_replay_buffer(
       indices: the entries to overwrite, shape ``(num_chains,)``.
       positions: the new positions, a pytree with leaves ``(num_chains, *event)``; cast to
         the buffer's dtypes.
+      persisted: for a buffer that persists sampler-state fields, their new values
+        ``{field: leaves (num_chains, ...)}`` (the buffer's fields); ``None`` otherwise.
 
     Returns:
       The updated ``ReplayBuffer``.
     """
-    samples = jax.tree.map(
-        lambda leaf, x: leaf.at[indices].set(x.astype(leaf.dtype)), buffer.samples, positions
-    )
-    return ReplayBuffer(samples)
+
+    def write(stored, new):
+        return jax.tree.map(lambda leaf, x: leaf.at[indices].set(x.astype(leaf.dtype)), stored, new)
+
+    if (persisted is None) != (buffer.persisted is None):
+        raise ValueError(
+            "persisted must be given exactly when the buffer persists sampler-state fields "
+            f"(the buffer's: {None if buffer.persisted is None else sorted(buffer.persisted)})."
+        )
+    new_persisted = None if persisted is None else write(buffer.persisted, persisted)
+    return ReplayBuffer(write(buffer.samples, positions), new_persisted)

@@ -31,8 +31,9 @@ Friction ``γ`` and ``h`` are traced tunables. ``γ = 0`` is noise-free Hamilton
 dynamics (allowed); large ``γ h`` approaches overdamped (ULA-like) behaviour. A step with a
 non-finite result, a non-finite or non-positive traced ``h``, or a negative or non-finite
 ``γ`` is not taken and sets ``info.is_divergent``. ``init`` sets the momentum to zero
-(the top-level ``init(position, rng_key)`` draws it from N(0, I) when given a key); a
-persistent chain (PCD) keeps it in the state.
+(the top-level ``init(position, rng_key)`` draws it from N(0, I) when given a key). PCD
+restarts each drawn chain at zero momentum unless its replay buffer keeps the momentum:
+``jebm.objectives.pcd(..., persist_fields=("momentum",))``.
 
 References:
   Leimkuhler, B. and Matthews, C. (2013). Rational construction of stochastic numerical
