@@ -25,6 +25,20 @@ def _tiny(name: str, *extra: str):
     return load_config(str(CONFIGS / f"digits_{name}.yaml"), [*TINY, *extra])
 
 
+@pytest.fixture(scope="module")
+def trained():
+    """``trained(name) -> (run, result)``: each tiny recipe trained once for this module."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            run = experiment.build_run(_tiny(name, "eval.ais_chains=4", "eval.ais_bridges=4"))
+            cache[name] = run, experiment.train_run(run)
+        return cache[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_config_loads(name):
     config = load_config(str(CONFIGS / f"digits_{name}.yaml"))
@@ -40,9 +54,8 @@ def test_recipe_config_loads(name):
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
-def test_recipe_trains_and_samples(name):
-    run = experiment.build_run(_tiny(name))
-    result = experiment.train_run(run)
+def test_recipe_trains_and_samples(name, trained):
+    run, result = trained(name)
     assert int(result.state.step) == 2
     assert all(np.isfinite(v) for v in jax.tree.leaves(result.metrics))
     draws = experiment.sample_model(run, result.state.params, jax.random.key(1), 3, 12)
@@ -52,11 +65,10 @@ def test_recipe_trains_and_samples(name):
     assert experiment.sampling_label(run, 12)
 
 
-def test_jem_trains_on_labels_and_reports_accuracy(monkeypatch):
-    run = experiment.build_run(_tiny("jem", "eval.ais_chains=4", "eval.ais_bridges=4"))
+def test_jem_trains_on_labels_and_reports_accuracy(trained):
+    run, result = trained("jem")
     x, y = run.batches(jax.random.key(0), 8)
     assert x.shape == (8, 8, 8) and y.shape == (8,) and y.dtype == jnp.int32
-    result = experiment.train_run(run)
     assert {"cross_entropy", "train_accuracy", "energy_pos", "energy_neg"} <= set(result.metrics)
     params = result.state.params
     out = evaluation.summary(run, params)
@@ -93,13 +105,13 @@ def test_jem_conditional_sample_quality_beside_the_unconditional(monkeypatch):
     assert seen == [(360, 8, 8), (360, 8, 8)]
 
 
-def test_ladder_runs_report_what_their_nll_is():
-    run = experiment.build_run(_tiny("ncsn", "eval.ais_chains=4", "eval.ais_bridges=4"))
-    out = evaluation.summary(run, run.initial_state.params)
+def test_ladder_runs_report_what_their_nll_is(trained):
+    run, result = trained("ncsn")
+    params = result.state.params
+    out = evaluation.summary(run, params)
     assert "sigma_min=0.02" in out["test_nll_model"] and np.isfinite(out["test_nll"])
     # the model energy is the noise-conditional energy at the smallest level
     x = run.data.test[0]
-    params = run.initial_state.params
     assert float(run.model_energy_fn(params, x)) == pytest.approx(
         float(run.energy_fn(params, x, 0.02)), rel=1e-5)
     plain = experiment.build_run(load_config(str(CONFIGS / "digits_pcd.yaml"), TINY))

@@ -253,6 +253,8 @@ def _explain(out: Path, summary: dict) -> None:
                      f"{summary['gaussian_nll']:.2f}.")
         if summary.get("test_nll_model"):
             lines.append(f"  that NLL is of {summary['test_nll_model']}.")
+        if summary.get("ais_warning"):
+            lines.append(f"  warning: {summary['ais_warning']}")
     if summary.get("accuracy") is not None:
         lines.append(f"  test accuracy of the classifier p(y | x): {summary['accuracy']:.3f}.")
     print("\n".join(lines), file=sys.stderr)

@@ -538,6 +538,11 @@ def summary(run, params, feature_cache=None) -> dict[str, float]:
     logit_gauss_stderr = float(jnp.std(logit_gauss, ddof=1)) / len(logit_gauss) ** 0.5
     ev = run.config.eval
     extra = _recipe_extras(run, params, feature_cache)
+    if float(result.ess) < 0.1 * ev.ais_chains:  # say so rather than let the number pass
+        extra["ais_warning"] = (
+            f"AIS ESS {float(result.ess):.1f} of {ev.ais_chains} chains: log Z and the test "
+            "NLL rest on a few chains and are unreliable; raise eval.ais_bridges or change "
+            "eval.ais_base.")
     return {"test_nll": float(est.nll), "test_nll_stderr": float(est.nll_stderr),
             "log_z": float(result.log_z), "log_z_stderr": float(est.log_z_stderr),
             "mean_energy_test": float(est.mean_energy), "ais_ess": float(result.ess),
