@@ -96,15 +96,16 @@ def _extra_rows(workdir: Path, summary: dict, net) -> dict:
     run = experiment.build_run(experiment.stored_config(workdir))
     state = experiment.restore_state(run, workdir)
     test = np.asarray(run.data.test)
-    rows = {}
-    if summary.get("sample_quality", {}).get("long_chains_apply", True):
-        steps = LONG_FACTOR * run.config.eval.sample_steps
-        tic = time.perf_counter()
-        draws = experiment.sample_model(
-            run, state.params, jax.random.fold_in(run.eval_key, 1), NUM_SAMPLES, steps,
-            sampler=experiment.trained_sampler(run, state.objective_state))
-        rows["long"] = {**_quality_row(sample_quality.digit_sample_quality(net, draws, test)),
-                        "sample_steps": steps, "seconds": time.perf_counter() - tic}
+    from jebm.train import model_params
+
+    # Ladders (NCSN, DRL): 10× the steps of the annealed / recovery schedule.
+    steps = LONG_FACTOR * run.config.eval.sample_steps
+    tic = time.perf_counter()
+    draws = experiment.sample_model(
+        run, model_params(state), jax.random.fold_in(run.eval_key, 1), NUM_SAMPLES, steps,
+        sampler=experiment.trained_sampler(run, state.objective_state))
+    rows = {"long": {**_quality_row(sample_quality.digit_sample_quality(net, draws, test)),
+                     "sample_steps": steps, "seconds": time.perf_counter() - tic}}
     buffer = getattr(state.objective_state, "samples", None)
     if buffer is None:  # an adaptive-step PCD state wraps its buffer
         buffer = getattr(getattr(state.objective_state, "buffer", None), "samples", None)
@@ -129,15 +130,17 @@ def run_recipe(name: str, full: bool, tmp: Path, net) -> dict:
            "num_steps": summary.get("num_steps"),
            **{k: summary.get(k) for k in ("test_nll", "test_nll_stderr", "ais_ess",
                                           "logit_gaussian_nll", "final_metrics")}}
-    for key in ("test_accuracy", "nce_log_z", "test_nll_note"):
+    for key in ("accuracy", "nce_log_z", "test_nll_model", "ais_warning"):
         if key in summary:
             row[key] = summary[key]
     if "model" in quality:
         row["short"] = {**_quality_row(quality["model"]),
                         "sample_steps": quality.get("sample_steps")}
         row["baselines"] = {k: _quality_row(v) for k, v in quality["baselines"].items()}
-    if "conditional" in quality:
-        row["conditional"] = _quality_row(quality["conditional"])
+    conditional = summary.get("sample_quality_conditional")
+    if conditional is not None:
+        row["conditional"] = {**_quality_row(conditional["model"]),
+                              "label_agreement": conditional["label_agreement"]}
     row.update(_extra_rows(workdir, summary, net))
     fd = lambda r: f"{row[r]['frechet_distance']:.2f}" if r in row else "—"
     print(f"{name}: short {fd('short')}, long {fd('long')}, buffer {fd('buffer')}, "
@@ -181,7 +184,7 @@ def _targets(rows: dict, logreg: float) -> list[list[str]]:
     best_pcd = min((r["short"]["frechet_distance"] for r in pcds.values()), default=None)
     if "digits_jem" in rows:
         r = rows["digits_jem"]
-        acc = r.get("test_accuracy")
+        acc = r.get("accuracy")
         if acc is not None:
             out.append([f"JEM test accuracy ≥ logistic regression ({logreg:.3f})", f"{acc:.3f}",
                         "met" if acc >= logreg else "missed"])

@@ -129,15 +129,20 @@ def test_shipped_configs_load_and_pcd_is_the_default():
     configs = Path(__file__).resolve().parents[1] / "configs"
     names = sorted(p.stem for p in configs.glob("*.yaml"))
     toys = ["cd", "dsm", "ed", "esm", "nce", "pcd", "ssm"]
-    assert set(toys) | {"digits_pcd", "digits_nce"} <= set(names)
+    recipes = {"digits_pcd", "digits_nce", "digits_jem", "digits_ncsn", "digits_drl",
+               "digits_ed"}
+    assert set(toys) | recipes <= set(names)
     for name in toys:
         config = load_config(str(configs / f"{name}.yaml"))
         assert config.objective.name == name and config.data.name == "8gaussians"
         assert config.model.kind == "mlp" and config.sampler.bounds is None
+    aliases = {"dsm": ("dsm", "ncsn")}  # NCSN is DSM over a noise ladder
     for name in set(names) - set(toys):  # <data>_<objective>[_<variant>].yaml
         config = load_config(str(configs / f"{name}.yaml"))
-        stem = f"{config.data.name}_{config.objective.name}"
-        assert name == stem or name.startswith(stem + "_"), name
+        objective = config.objective.name
+        stems = [f"{config.data.name}_{o}" for o in aliases.get(objective, (objective,))]
+        assert any(name == s or name.startswith(s + "_") for s in stems), name
+    assert load_config(str(configs / "digits_ncsn.yaml")).objective.ladder is not None
     assert load_config(str(configs / "pcd.yaml")) == Config()
     digits = load_config(str(configs / "digits_pcd.yaml"))
     assert (digits.data.name, digits.objective.name, digits.model.kind) == ("digits", "pcd", "conv")

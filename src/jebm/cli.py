@@ -6,7 +6,8 @@ draws; the functions behind the subcommands return their summary dictionaries.
 * ``jebm train [--config configs/X.yaml] [section.field=value ...] [--workdir W]`` writes,
   into ``W``: ``config.yaml``, ``run.json`` (seed, versions), ``metrics.jsonl``,
   ``checkpoints/``, ``summary.json`` and figures (2-D: ``energy.png``, ``samples.png``;
-  images: ``samples.png``, ``data.png``, ``buffer.png``). Re-running it resumes.
+  images: ``samples.png``, ``data.png``, ``buffer.png``, and for a joint model
+  ``conditional.png``). Re-running it resumes.
 * ``jebm sample [--target 8gaussians] [--sampler mala] ...`` runs chains on an analytic
   target (or, with ``--workdir``, on a trained model) and reports ESS, R̂ and moments.
 * ``jebm evaluate --workdir W`` recomputes the test NLL of a checkpoint.
@@ -99,9 +100,17 @@ def _figures(run, state, out: Path) -> None:
         draws = experiment.sample_model(run, model_params(state), run.sample_key,
                                         min(ev.num_samples, count), ev.sample_steps,
                                         sampler=sampler)
-        start = "the base" if run.base is not None else "noise"
         plotting.save_image_grid(out / "samples.png", draws, ev.grid_rows,
-                                 title=f"{name} chains from {start} ({ev.sample_steps} steps)")
+                                 title=experiment.sampling_label(run, ev.sample_steps))
+        if run.joint is not None:  # a joint model: one class per row, in turn
+            import jax.numpy as jnp
+
+            labels = jnp.arange(count) // ev.grid_rows % experiment.NUM_CLASSES
+            draws = experiment.sample_conditional(run, model_params(state), run.sample_key, labels,
+                                                  ev.sample_steps)
+            plotting.save_image_grid(out / "conditional.png", draws, ev.grid_rows,
+                                     title=f"p(x | y), {name} chains ({ev.sample_steps} "
+                                     "steps), one class per row")
         plotting.save_image_grid(out / "data.png", run.data.test[:count], ev.grid_rows,
                                  title="test images")
         buffer = getattr(state.objective_state, "samples", None)
@@ -259,6 +268,12 @@ def _explain(out: Path, summary: dict) -> None:
                      f"nats per image on [0, 1]^d (AIS; lower is better), against the "
                      f"logit-Gaussian's {summary['logit_gaussian_nll']:.2f} and the Gaussian's "
                      f"{summary['gaussian_nll']:.2f}.")
+        if summary.get("test_nll_model"):
+            lines.append(f"  that NLL is of {summary['test_nll_model']}.")
+        if summary.get("ais_warning"):
+            lines.append(f"  warning: {summary['ais_warning']}")
+    if summary.get("accuracy") is not None:
+        lines.append(f"  test accuracy of the classifier p(y | x): {summary['accuracy']:.3f}.")
     print("\n".join(lines), file=sys.stderr)
 
 

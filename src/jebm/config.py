@@ -55,6 +55,13 @@ def _registry(name: str) -> tuple[str, ...]:
     return tuple(getattr(experiment, name))
 
 
+def _recipes() -> dict:
+    """:data:`jebm.experiment.OBJECTIVES`: what each objective needs of the model and data."""
+    from jebm import experiment
+
+    return experiment.OBJECTIVES
+
+
 def _require(ok: bool, path: str, message: str, value: Any) -> None:
     if not ok:
         raise ValueError(f"{path} {message}, got {value!r}.")
@@ -119,10 +126,16 @@ class ModelConfig:
     """The energy network.
 
     Attributes:
-      kind: ``mlp``, an MLP ``d → hidden… → 1`` on the flattened input, or ``conv``,
+      kind: ``mlp``, an MLP ``d → hidden… → 1`` on the flattened input; ``conv``,
         :class:`jebm.energies.conv.ConvEnergy` on images (convs ``features``, then one
-        dense layer of width ``hidden[0]``).
-      hidden: widths of the hidden layers (conv: exactly one, the dense width).
+        dense layer of width ``hidden[0]``); ``joint_conv``, the same network with 10
+        class logits ``g(x)`` read as a joint energy (JEM: ``E(x) = −logsumexp g(x)``,
+        ``E(x, y) = −g(x)[y]``; for ``objective.name=jem``); or ``noise_conditional``,
+        :class:`jebm.energies.noise_conditional.NoiseConditionalConvEnergy`
+        ``E(x, σ)`` (FiLM on ``log σ``, output ``/σ``; needs a noise ladder, see
+        :class:`ObjectiveConfig`). The last two take no ``base`` and no
+        ``fourier_features``; ``noise_conditional`` no ``spectral_norm``.
+      hidden: widths of the hidden layers (conv kinds: exactly one, the dense width).
       activation: ``silu``, ``swish``, ``elu``, ``softplus``, ``tanh``, ``relu`` or ``gelu``.
       features: conv: channels of the conv layers (each after the first has stride 2).
       spectral_norm: conv: spectral normalisation of every layer (``nnx.SpectralNorm``):
@@ -187,8 +200,11 @@ class ObjectiveConfig:
 
     Attributes:
       name: ``cd``, ``pcd``, ``esm`` (exact score matching), ``ssm`` (sliced),
-        ``dsm`` (denoising), ``nce``, ``ed`` (energy discrepancy) or ``drl`` (diffusion
-        recovery likelihood).
+        ``dsm`` (denoising; with a noise ladder, NCSN), ``nce``, ``ed`` (energy
+        discrepancy), ``drl`` (diffusion recovery likelihood, at one level or over a
+        ladder) or ``jem`` (Joint Energy Model: cross-entropy of ``p(y | x)`` plus PCD
+        on ``E(x) = −logsumexp g(x)``, on labelled images with ``model.kind=joint_conv``;
+        the PCD fields and ``sampler`` set its negatives).
       buffer_size: pcd: replay-buffer entries.
       num_chains: pcd: buffer entries refreshed per update (0: the batch size).
       reinit_prob: pcd: probability of restarting a chain from the initial density
@@ -206,10 +222,25 @@ class ObjectiveConfig:
       num_negatives: ed: perturbed negatives per data point ``M``.
       stabilizer: ed: the weight ``w`` of the data point among its negatives.
       step_scale: drl: Langevin step size relative to ``sigma²`` (``sampler.num_steps``
-        steps per update).
+        steps per update, and per level when sampling a ladder).
+      sigma_max: dsm/drl: the largest level of a geometric noise ladder.
+      sigma_min: dsm/drl: its smallest level.
+      num_levels: dsm/drl: its number of levels ``L >= 2``, ``σ_i = σ_max (σ_min /
+        σ_max)^(i / (L − 1))``.
+      sigmas: dsm/drl: an explicit ladder, decreasing (instead of the three above).
+      generative_weight: jem: weight of the generative (PCD) term beside the
+        cross-entropy.
 
     ``sigma`` is also the perturbation of ``ed`` (Gaussian, σ) and the noise level of
     ``drl`` (diffusion recovery likelihood at one level).
+
+    A noise ladder (``sigmas``, or ``sigma_max``, ``sigma_min`` and ``num_levels``
+    together) turns ``dsm`` into multi-level DSM (NCSN, Song and Ermon 2019) and ``drl``
+    into recovery likelihood over the ladder (Gao et al. 2021); either needs
+    ``model.kind=noise_conditional``, which in turn needs a ladder. ``sigma`` is then
+    unused. Their models are sampled down the ladder (annealed Langevin for ``dsm``,
+    :func:`jebm.objectives.recovery_sample` for ``drl``; see
+    :func:`jebm.experiment.sample_model`), and evaluated at ``σ_min``.
     """
 
     _section: ClassVar[str] = "objective"
@@ -228,6 +259,51 @@ class ObjectiveConfig:
     num_negatives: int = 16
     stabilizer: float = 1.0
     step_scale: float = 0.1
+    sigma_max: float | None = None
+    sigma_min: float | None = None
+    num_levels: int | None = None
+    sigmas: tuple[float, ...] | None = None
+    generative_weight: float = 1.0
+
+    @property
+    def ladder(self) -> tuple[float, ...] | None:
+        """The noise ladder, largest level first, or ``None`` (one level, ``sigma``)."""
+        if self.sigmas is not None:
+            return self.sigmas
+        if self.sigma_max is None:
+            return None
+        n = self.num_levels
+        ratio = self.sigma_min / self.sigma_max
+        return tuple(self.sigma_max * ratio ** (i / (n - 1)) for i in range(n))
+
+    def _check_ladder(self) -> None:
+        geometric = {"sigma_max": self.sigma_max, "sigma_min": self.sigma_min,
+                     "num_levels": self.num_levels}
+        given = [name for name, value in geometric.items() if value is not None]
+        if given:
+            for name, value in geometric.items():
+                _require(value is not None, f"objective.{name}",
+                         f"must be set with objective.{given[0]} (a geometric noise ladder "
+                         "needs sigma_max, sigma_min and num_levels)", value)
+            _require(self.sigmas is None, "objective.sigmas",
+                     "must be null when objective.sigma_max, sigma_min and num_levels give "
+                     "the ladder", self.sigmas)
+            _positive(self, "sigma_max", "sigma_min")
+            _require(self.sigma_min < self.sigma_max, "objective.sigma_min",
+                     f"must be < objective.sigma_max ({self.sigma_max})", self.sigma_min)
+            _require(self.num_levels >= 2, "objective.num_levels", "must be >= 2",
+                     self.num_levels)
+        if self.sigmas is not None:
+            s = self.sigmas
+            _require(len(s) > 0 and all(v > 0 for v in s), "objective.sigmas",
+                     "must be null or a non-empty list of levels > 0", s)
+            _require(all(a > b for a, b in zip(s[:-1], s[1:], strict=True)), "objective.sigmas",
+                     "must be strictly decreasing (largest level first)", s)
+        if self.ladder is not None and not _recipes()[self.name].ladder:
+            raise ValueError(
+                f"{_ladder_field(self)} sets a noise ladder, which objective.name in "
+                f"{_ladder_objectives()} use; objective.name={self.name!r} takes none (set "
+                "objective.sigmas, sigma_max, sigma_min and num_levels to null).")
 
     def __post_init__(self):
         _choice(self, "name", _registry("OBJECTIVES"))
@@ -242,6 +318,8 @@ class ObjectiveConfig:
                  f"must be <= objective.buffer_size ({self.buffer_size})", self.num_chains)
         _require(self.init_low < self.init_high, "objective.init_low",
                  f"must be < objective.init_high ({self.init_high})", self.init_low)
+        _positive(self, "generative_weight", allow_zero=True)
+        self._check_ladder()
 
 
 @dataclass(frozen=True)
@@ -477,6 +555,51 @@ class Config:
             _require(self.objective.name == "pcd", "sampler.target_acceptance",
                      "adapts the negatives' sampler of objective.name=pcd only (set it to "
                      f"null for {self.objective.name})", self.sampler.target_acceptance)
+        _check_model_fits_objective(self)
+
+
+def _ladder_field(obj: ObjectiveConfig) -> str:
+    return "objective.sigmas" if obj.sigmas is not None else "objective.sigma_max"
+
+
+def _ladder_objectives() -> tuple[str, ...]:
+    return tuple(name for name, recipe in _recipes().items() if recipe.ladder)
+
+
+def _check_model_fits_objective(config: Config) -> None:
+    """Checks across sections: the model kind an objective needs, and the data it reads."""
+    from jebm.experiment import JOINT_MODELS, LABELLED_DATASETS, NOISE_CONDITIONAL_MODELS
+
+    model, obj = config.model, config.objective
+    recipe = _recipes()[obj.name]
+    if obj.ladder is not None and model.kind not in NOISE_CONDITIONAL_MODELS:
+        raise ValueError(
+            f"{_ladder_field(obj)} sets a noise ladder, which trains a noise-conditional "
+            f"energy E(x, sigma): model.kind must be one of {NOISE_CONDITIONAL_MODELS}, got "
+            f"model.kind={model.kind!r}.")
+    if model.kind in NOISE_CONDITIONAL_MODELS:
+        if obj.ladder is None:
+            raise ValueError(
+                f"model.kind={model.kind} (an energy E(x, sigma)) is trained over a noise "
+                "ladder: set objective.sigma_max, objective.sigma_min and "
+                "objective.num_levels (or objective.sigmas), with objective.name in "
+                f"{_ladder_objectives()}; got objective.name={obj.name!r} without one.")
+        _require(not model.spectral_norm, "model.spectral_norm",
+                 f"is not supported by model.kind={model.kind} (set it to false)",
+                 model.spectral_norm)
+    if recipe.joint:
+        _require(model.kind in JOINT_MODELS, "model.kind",
+                 f"must be one of {JOINT_MODELS} (class logits) for objective.name={obj.name}",
+                 model.kind)
+        _require(config.data.name in LABELLED_DATASETS, "data.name",
+                 f"must be a labelled data set {LABELLED_DATASETS} for "
+                 f"objective.name={obj.name}", config.data.name)
+    if model.kind in JOINT_MODELS + NOISE_CONDITIONAL_MODELS:
+        _require(model.base == "none", "model.base",
+                 f"must be none for model.kind={model.kind}", model.base)
+        _require(len(model.hidden) == 1, "model.hidden",
+                 f"must hold one width (the dense layer) when model.kind is {model.kind}",
+                 model.hidden)
 
 
 def _fields(cls) -> dict[str, Any]:

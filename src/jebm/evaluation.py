@@ -55,6 +55,7 @@ __all__ = [
     "box_ais",
     "density_grid",
     "digits_sample_quality",
+    "digits_conditional_sample_quality",
     "summary",
 ]
 
@@ -412,6 +413,70 @@ def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
             "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples}
 
 
+def digits_conditional_sample_quality(run, params, feature_cache, *,
+                                      num_samples: int = 360) -> dict:
+    """Sample quality of a joint (JEM) digits run's class-conditional samples.
+
+    ``num_samples`` chains of :func:`jebm.experiment.sample_conditional` (the run's sampler
+    on ``p(x | y) ∝ exp(g(x)[y])``, ``eval.sample_steps`` transitions), the labels the
+    data's classes repeated in turn, scored like :func:`digits_sample_quality`'s model
+    samples (its baselines apply unchanged). ``label_agreement`` is the share of samples
+    the model's own classifier assigns to the class they were drawn for.
+
+    Args:
+      run: a digits :class:`~jebm.experiment.Run` of a joint model.
+      params: its trained parameters.
+      feature_cache: folder of the feature network's cache (trained once per seed).
+      num_samples: conditional samples.
+
+    Returns:
+      ``{"model": scores, "label_agreement": ..., "sample_steps": ..., "num_samples": ...}``.
+    """
+    from jebm import sample_quality as sq
+    from jebm.experiment import NUM_CLASSES, sample_conditional
+
+    net = sq.load_or_train_features(feature_cache, seed=run.config.train.seed)
+    classes = jnp.asarray(run.config.data.classes or range(NUM_CLASSES), jnp.int32)
+    labels = jnp.resize(classes, (num_samples,))
+    draws = sample_conditional(run, params, jax.random.fold_in(run.eval_key, 3), labels,
+                               run.config.eval.sample_steps)
+    model = sq.digit_sample_quality(net, np.asarray(draws), np.asarray(run.data.test))
+    agreement = float(jax.jit(lambda p, x: accuracy(run.joint.logits_fn, p, x, labels))(
+        params, draws))
+    return {"model": model, "label_agreement": agreement,
+            "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples}
+
+
+def _recipe_extras(run, params, feature_cache, objective_state=None) -> dict:
+    """What a run's objective adds to an image summary: NCE's ``log Z``, a joint model's
+    test accuracy (and class-conditional sample quality), a ladder's label of the NLL."""
+    ev, obj = run.config.eval, run.config.objective
+    quality = feature_cache is not None and run.config.data.name == "digits" and ev.sample_quality
+    extra = {}
+    if obj.name == "nce":
+        extra["nce_log_z"] = float(params["log_z"])
+    if obj.ladder is not None:
+        d = int(np.prod(run.data.event_shape))
+        what = {"dsm": "DSM fits E(x, sigma) to the data smoothed by N(0, sigma^2 I), so "
+                       "this is a model of the smoothed data",
+                "drl": "recovery likelihood fits each level's E(x, sigma) to the clean data "
+                       "through p(x | x + sigma eps), at small sigma only near the data"}
+        extra["test_nll_model"] = (
+            f"exp(-E(x, sigma_min={min(obj.ladder):.4g})) on [0, 1]^{d}, the "
+            "noise-conditional energy at its smallest level normalised by AIS; "
+            f"{what.get(obj.name, 'see the objective')}")
+    if run.joint is not None and run.data.test_labels is not None:
+        extra["accuracy"] = float(jax.jit(lambda p: accuracy(
+            run.joint.logits_fn, p, run.data.test, run.data.test_labels))(params))
+    if quality:
+        extra["sample_quality"] = digits_sample_quality(run, params, feature_cache,
+                                                        objective_state=objective_state)
+        if run.joint is not None:
+            extra["sample_quality_conditional"] = digits_conditional_sample_quality(
+                run, params, feature_cache)
+    return extra
+
+
 def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, float]:
     """The headline numbers of a trained run, in nats per point.
 
@@ -429,7 +494,8 @@ def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, 
       params: its trained params.
       feature_cache: digits: the folder of jebm's digit-feature network (trained once per
         seed); given, and with ``eval.sample_quality``, the summary adds
-        ``sample_quality`` (:func:`digits_sample_quality`).
+        ``sample_quality`` (:func:`digits_sample_quality`), and for a joint model
+      ``sample_quality_conditional`` (:func:`digits_conditional_sample_quality`).
       objective_state: the trained objective state (the sampler's adapted step size).
 
     Returns:
@@ -439,7 +505,11 @@ def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, 
       ``ais_ess``, the AIS settings and ``ais_seconds``, the baselines
       (``gaussian_nll``, ``logit_gaussian_nll``, each with its ``_stderr``, and
       ``uniform_nll``), ``discrete_offset`` (:data:`jebm.datasets.digits.DISCRETE_OFFSET`)
-      and, for NCE, ``nce_log_z``.
+      and, for NCE, ``nce_log_z``; a joint (JEM) model adds the test ``accuracy`` of its
+      classifier; a noise-conditional model (NCSN, DRL ladder) is one energy per level,
+      so its ``test_nll`` is that of ``exp(−E(x, σ_min))``, the smallest level, on the
+      box, and ``test_nll_model`` says so (for NCSN a density of the data smoothed at
+      ``σ_min``).
     """
     import time
 
@@ -473,10 +543,12 @@ def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, 
     logit_gauss = -jax.vmap(logit_gaussian(run.data.train).log_prob)(run.data.test)
     logit_gauss_stderr = float(jnp.std(logit_gauss, ddof=1)) / len(logit_gauss) ** 0.5
     ev = run.config.eval
-    extra = {"nce_log_z": float(params["log_z"])} if run.config.objective.name == "nce" else {}
-    if feature_cache is not None and run.config.data.name == "digits" and ev.sample_quality:
-        extra["sample_quality"] = digits_sample_quality(run, params, feature_cache,
-                                                        objective_state=objective_state)
+    extra = _recipe_extras(run, params, feature_cache, objective_state)
+    if float(result.ess) < 0.1 * ev.ais_chains:  # say so rather than let the number pass
+        extra["ais_warning"] = (
+            f"AIS ESS {float(result.ess):.1f} of {ev.ais_chains} chains: log Z and the test "
+            "NLL rest on a few chains and are unreliable; raise eval.ais_bridges or change "
+            "eval.ais_base.")
     return {"test_nll": float(est.nll), "test_nll_stderr": float(est.nll_stderr),
             "log_z": float(result.log_z), "log_z_stderr": float(est.log_z_stderr),
             "mean_energy_test": float(est.mean_energy), "ais_ess": float(result.ess),

@@ -6,9 +6,13 @@ read from these registries (there is no second copy):
 
 * :data:`DATASETS` — the 2-D toys of :mod:`jebm.datasets.toy2d`, ``digits``, and
   ``mnist``, ``fashion_mnist`` and ``cifar10`` read from ``data.path``;
-* :data:`ENERGIES` — ``mlp`` and ``conv``;
+* :data:`ENERGIES` — ``mlp`` and ``conv`` (plain energies ``E(params, x)``),
+  ``joint_conv`` (a classifier read as a joint energy, :data:`JOINT_MODELS`) and
+  ``noise_conditional`` (``E(params, x, σ)``, :data:`NOISE_CONDITIONAL_MODELS`);
 * :data:`jebm.samplers.SAMPLERS` — through :func:`jebm.samplers.by_name`;
-* :data:`OBJECTIVES` — ``cd``, ``pcd``, ``esm``, ``ssm``, ``dsm``, ``nce``, ``ed``, ``drl``;
+* :data:`OBJECTIVES` — ``cd``, ``pcd``, ``esm``, ``ssm``, ``dsm``, ``nce``, ``ed``, ``drl``,
+  ``jem``: each an :class:`ObjectiveRecipe`, which also says how the trained model is
+  sampled (:func:`sample_model`);
 * :data:`OPTIMIZERS` — ``adam``, ``adamw``, ``sgd`` (optax), with the config's schedule;
 * :data:`DENSITIES` — tractable densities fitted to the training data (a model's
   ``base``, NCE's ``noise``, an AIS base).
@@ -49,6 +53,10 @@ from jebm.types import Array, EnergyFn, PRNGKey, PyTree
 __all__ = [
     "Data",
     "Run",
+    "ObjectiveRecipe",
+    "JOINT_MODELS",
+    "NOISE_CONDITIONAL_MODELS",
+    "LABELLED_DATASETS",
     "DATASETS",
     "ENERGIES",
     "OBJECTIVES",
@@ -67,6 +75,8 @@ __all__ = [
     "initial_positions",
     "trained_sampler",
     "sample_model",
+    "sample_conditional",
+    "sampling_label",
     "RESUMABLE",
     "health_config",
     "train_run",
@@ -93,6 +103,9 @@ class Data(NamedTuple):
         baselines); ``None`` for the toys, whose training data is ``sample``.
       event_shape: the shape of one point.
       toy: the :class:`~jebm.datasets.toy2d.Toy2D` (true density and entropy), or ``None``.
+      labelled: labelled image sets: ``labelled(key, n) -> ((n, *event), (n,) int32)``,
+        training batches with their class labels (JEM); ``None`` for unlabelled data.
+      test_labels: the labels of ``test`` ``(num_test,)``, or ``None``.
     """
 
     name: str
@@ -101,6 +114,8 @@ class Data(NamedTuple):
     train: Array | None
     event_shape: tuple[int, ...]
     toy: Any
+    labelled: Callable[[PRNGKey, int], tuple[Array, Array]] | None = None
+    test_labels: Array | None = None
 
     @property
     def planar(self) -> bool:
@@ -124,7 +139,9 @@ def _digits_data(config, key: PRNGKey) -> Data:
     k_test, k_train = jax.random.split(key)
     return Data(config.name, digits.sampler(split.train_counts),
                 digits.dequantize(k_test, split.test_counts),
-                digits.dequantize(k_train, split.train_counts), digits.IMAGE_SHAPE, None)
+                digits.dequantize(k_train, split.train_counts), digits.IMAGE_SHAPE, None,
+                digits.labelled_sampler(split.train_counts, split.train_labels),
+                jnp.asarray(split.test_labels, jnp.int32))
 
 
 def _image_files(loader_name: str):
@@ -138,18 +155,24 @@ def _image_files(loader_name: str):
                              "data.path to the folder that holds them.")
         split = getattr(datasets, loader_name)(config.path)
         train = jnp.asarray(split.train_images, jnp.uint8)
+        train_labels = jnp.asarray(split.train_labels, jnp.int32)
 
         def dequantize(k, pixels):  # uniform noise in each of the 256 bins
             return (pixels.astype(jnp.float32) + jax.random.uniform(k, pixels.shape)) / 256.0
 
-        def sample(k, n):
+        def labelled(k, n):
             k_index, k_noise = jax.random.split(k)
-            return dequantize(k_noise, train[jax.random.randint(k_index, (n,), 0, len(train))])
+            index = jax.random.randint(k_index, (n,), 0, len(train))
+            return dequantize(k_noise, train[index]), train_labels[index]
+
+        def sample(k, n):
+            return labelled(k, n)[0]
 
         k_test, k_train = jax.random.split(key)
         test = dequantize(k_test, jnp.asarray(split.test_images[: config.num_test], jnp.uint8))
         return Data(config.name, sample, test, dequantize(k_train, train[:10_000]),
-                    tuple(split.train_images.shape[1:]), None)
+                    tuple(split.train_images.shape[1:]), None, labelled,
+                    jnp.asarray(split.test_labels[: config.num_test], jnp.int32))
 
     return load
 
@@ -164,6 +187,9 @@ def _datasets() -> dict[str, Callable]:
 
 
 DATASETS: dict[str, Callable[..., Data]] = _datasets()
+
+# The data sets whose Data carries class labels (``labelled``, ``test_labels``).
+LABELLED_DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
 
 
 def build_data(config: Config, key: PRNGKey) -> Data:
@@ -244,7 +270,42 @@ def _conv(key: PRNGKey, model, event_shape: tuple[int, ...]):
                        spectral_norm_steps=model.spectral_norm_steps, dtype=model.dtype)
 
 
-ENERGIES: dict[str, Callable] = {"mlp": _mlp, "conv": _conv}
+def _image_shape(model, event_shape: tuple[int, ...]) -> tuple[int, ...]:
+    if len(event_shape) not in (2, 3):
+        raise ValueError(f"model.kind={model.kind} needs image data, got points of shape "
+                         f"{event_shape}; use model.kind=mlp.")
+    return event_shape
+
+
+def _joint_conv(key: PRNGKey, model, event_shape: tuple[int, ...]):
+    from jebm.energies.conv import joint_energy_fns
+
+    return joint_energy_fns(key, _image_shape(model, event_shape), NUM_CLASSES,
+                            features=model.features, hidden=model.hidden[0],
+                            activation=model.activation, spectral_norm=model.spectral_norm)
+
+
+def _noise_conditional(key: PRNGKey, model, event_shape: tuple[int, ...]):
+    from jebm.energies.noise_conditional import noise_conditional_conv_energy
+
+    return noise_conditional_conv_energy(key, _image_shape(model, event_shape),
+                                         features=model.features, hidden=model.hidden[0],
+                                         activation=model.activation)
+
+
+# name -> factory(key, model_config, event_shape): ``(energy_fn, params)`` of a plain energy
+# E(params, x); a JointEnergy for JOINT_MODELS; ``(energy_fn, params)`` with
+# ``energy_fn(params, x, sigma)`` for NOISE_CONDITIONAL_MODELS.
+ENERGIES: dict[str, Callable] = {"mlp": _mlp, "conv": _conv, "joint_conv": _joint_conv,
+                                 "noise_conditional": _noise_conditional}
+
+# Model kinds that are a classifier read as a joint energy (jebm.energies.conv.JointEnergy:
+# class logits g(x), E(x) = −logsumexp g(x), E(x, y) = −g(x)[y]); the labels are 0..9.
+JOINT_MODELS: tuple[str, ...] = ("joint_conv",)
+NUM_CLASSES = 10
+# Model kinds whose energy takes a noise level, E(params, x, sigma): trained over the
+# objective's noise ladder (objective.sigmas or sigma_max/sigma_min/num_levels).
+NOISE_CONDITIONAL_MODELS: tuple[str, ...] = ("noise_conditional",)
 
 
 def build_energy(config: Config, key: PRNGKey, event_shape: tuple[int, ...]):
@@ -257,10 +318,12 @@ def build_energy(config: Config, key: PRNGKey, event_shape: tuple[int, ...]):
         image ``(h, w)`` or ``(h, w, c)``.
 
     Returns:
-      ``(energy_fn, params)``, without ``model.base`` (:func:`build_run` adds it).
+      ``(energy_fn, params)``, without ``model.base`` (:func:`build_run` adds it); a
+      :class:`~jebm.energies.conv.JointEnergy` for :data:`JOINT_MODELS`, and
+      ``energy_fn(params, x, sigma)`` for :data:`NOISE_CONDITIONAL_MODELS`.
 
     Raises:
-      ValueError: for ``model.kind=conv`` on inputs that are not images.
+      ValueError: for a conv model kind on inputs that are not images.
     """
     return ENERGIES[config.model.kind](key, config.model, tuple(event_shape))
 
@@ -314,13 +377,13 @@ def retuned_sampler(config: SamplerConfig, name: str, *, step_size: float | None
 # -------------------------------------------------------------------------- objective
 
 
-def _cd(config, energy_fn, sampler, data, noise_key, base):
+def _cd(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import cd
 
     return cd(energy_fn, sampler, config.sampler.num_steps, energy_l2=config.objective.energy_l2)
 
 
-def _pcd(config, energy_fn, sampler, data, noise_key, base):
+def _pcd(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import pcd
 
     obj = config.objective
@@ -331,13 +394,13 @@ def _pcd(config, energy_fn, sampler, data, noise_key, base):
                initial_step_size=config.sampler.step_size)
 
 
-def _esm(config, energy_fn, sampler, data, noise_key, base):
+def _esm(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import exact_score_matching
 
     return exact_score_matching(energy_fn)
 
 
-def _ssm(config, energy_fn, sampler, data, noise_key, base):
+def _ssm(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import sliced_score_matching
 
     obj = config.objective
@@ -345,13 +408,21 @@ def _ssm(config, energy_fn, sampler, data, noise_key, base):
                                  variance_reduced=obj.variance_reduced)
 
 
-def _dsm(config, energy_fn, sampler, data, noise_key, base):
+def _levels(config) -> dict:
+    """``sigma=`` (one level) or ``sigmas=`` (the ladder) of ``config.objective``."""
+    ladder = config.objective.ladder
+    if ladder is None:
+        return {"sigma": config.objective.sigma}
+    return {"sigmas": jnp.asarray(ladder, jnp.float32)}
+
+
+def _dsm(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import denoising_score_matching
 
-    return denoising_score_matching(energy_fn, sigma=config.objective.sigma)
+    return denoising_score_matching(energy_fn, **_levels(config))
 
 
-def _nce(config, energy_fn, sampler, data, noise_key, base):
+def _nce(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import nce
 
     noise = fit_density(data, config.objective.noise, noise_key, "objective.noise")
@@ -364,7 +435,7 @@ def _nce_params(params: PyTree) -> dict:
     return nce_params(params)
 
 
-def _ed(config, energy_fn, sampler, data, noise_key, base):
+def _ed(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import energy_discrepancy
 
     obj = config.objective
@@ -372,49 +443,165 @@ def _ed(config, energy_fn, sampler, data, noise_key, base):
                               stabilizer=obj.stabilizer)
 
 
-def _drl(config, energy_fn, sampler, data, noise_key, base):
+def _drl(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import recovery_likelihood
 
-    obj = config.objective
     return recovery_likelihood(energy_fn, num_steps=config.sampler.num_steps,
-                               step_scale=obj.step_scale, sigma=obj.sigma)
+                               step_scale=config.objective.step_scale, **_levels(config))
 
 
-# name -> (factory(config, energy_fn, sampler, data, noise_key, base) -> Objective,
-#          params(energy_params) -> the trained params)
-OBJECTIVES: dict[str, tuple[Callable, Callable[[PyTree], PyTree]]] = {
-    "cd": (_cd, lambda p: p),
-    "pcd": (_pcd, lambda p: p),
-    "esm": (_esm, lambda p: p),
-    "ssm": (_ssm, lambda p: p),
-    "dsm": (_dsm, lambda p: p),
-    "nce": (_nce, lambda p: _nce_params(p)),
-    "ed": (_ed, lambda p: p),
-    "drl": (_drl, lambda p: p),
+def _jem(config, energy_fn, sampler, data, noise_key, joint, base):
+    from jebm.objectives import jem
+
+    return jem(_pcd(config, energy_fn, sampler, data, noise_key, joint, base), joint.logits_fn,
+               generative_weight=config.objective.generative_weight)
+
+
+# ------------------------------------------------------------------- sampling a model
+
+
+def _sample_chains(run, params, key, num_chains: int, num_steps: int, sampler):
+    """The run's sampler (or ``sampler``) on ``run.model_energy_fn`` from the initial
+    positions: energy models."""
+    from jebm.energy import logdensity_fn
+    from jebm.samplers import run_chains
+
+    algorithm = (sampler or run.sampler)(logdensity_fn(run.model_energy_fn, params))
+    k_init, k_run = jax.random.split(key)
+    x0 = initial_positions(run, k_init, num_chains)
+    result = jax.jit(lambda k, x: run_chains(k, algorithm, x, num_steps, keep_trace=False))(
+        k_run, x0)
+    return result.state.position
+
+
+def _steps_per_level(num_steps: int, num_levels: int) -> int:
+    return max(1, num_steps // num_levels)
+
+
+def _sample_annealed(run, params, key, num_chains: int, num_steps: int, sampler):
+    """A noise ladder trained by DSM (NCSN): annealed Langevin dynamics down the ladder,
+    ``num_steps // L`` steps per level with ``ε = sampler.step_size`` at ``σ_min``."""
+    ladder = run.config.objective.ladder
+    if ladder is None or sampler is not None:
+        return _sample_chains(run, params, key, num_chains, num_steps, sampler)
+    from jebm.energy import logdensity_fn
+    from jebm.samplers import annealed_langevin, run_chains
+
+    per_level = _steps_per_level(num_steps, len(ladder))
+    algorithm = annealed_langevin(logdensity_fn(run.energy_fn, params),
+                                  jnp.asarray(ladder, jnp.float32), per_level,
+                                  run.config.sampler.step_size)
+    k_init, k_run = jax.random.split(key)
+    x0 = initial_positions(run, k_init, num_chains)
+    result = jax.jit(lambda k, x: run_chains(k, algorithm, x, per_level * len(ladder),
+                                             keep_trace=False))(k_run, x0)
+    return result.state.position
+
+
+def _sample_recovery(run, params, key, num_chains: int, num_steps: int, sampler):
+    """A noise ladder trained by recovery likelihood: :func:`jebm.objectives.recovery_sample`
+    down the ladder, ``num_steps // L`` conditional Langevin steps per level."""
+    ladder = run.config.objective.ladder
+    if ladder is None or sampler is not None:
+        return _sample_chains(run, params, key, num_chains, num_steps, sampler)
+    from jebm.objectives import recovery_sample
+
+    per_level = _steps_per_level(num_steps, len(ladder))
+    k_init, k_run = jax.random.split(key)
+    x0 = initial_positions(run, k_init, num_chains)
+    return jax.jit(lambda k, p, x: recovery_sample(
+        k, p, x, energy_fn=run.energy_fn, sigmas=jnp.asarray(ladder, jnp.float32),
+        num_steps=per_level, step_scale=run.config.objective.step_scale))(k_run, params, x0)
+
+
+def _at_smallest_level(config, energy_fn):
+    """A noise-conditional energy read at ``σ_min``, the model of the data (else as is)."""
+    ladder = config.objective.ladder
+    if ladder is None:
+        return energy_fn
+    sigma_min = float(min(ladder))
+    return lambda p, x: energy_fn(p, x, sigma_min)
+
+
+class ObjectiveRecipe(NamedTuple):
+    """How a config's objective is built, what it trains, and how its model is sampled.
+
+    Attributes:
+      build: ``build(config, energy_fn, sampler, data, noise_key, joint, base) ->
+        Objective``; ``sampler`` is ``factory(logdensity_fn)`` of ``config.sampler``,
+        ``joint`` the :class:`~jebm.energies.conv.JointEnergy` of a joint model (else
+        ``None``) and ``base`` the fitted ``model.base`` density (else ``None``).
+      params: ``params(energy_params)``: the params the objective trains.
+      model_energy: ``model_energy(config, energy_fn) -> EnergyFn``: the model's energy
+        ``E(trained_params, x)`` of one ``x`` (what evaluation and plain samplers use),
+        from the energy the objective trains.
+      sample: ``sample(run, params, key, num_chains, num_steps, sampler)``: final draws of
+        the trained model, ``(num_chains, *event)`` (see :func:`sample_model`).
+      ladder: the objective trains a noise-conditional energy ``E(params, x, σ)`` when
+        the config gives a noise ladder (``objective.sigmas`` or ``sigma_max``,
+        ``sigma_min``, ``num_levels``); without one, a plain energy at ``objective.sigma``.
+      joint: the objective trains a joint model (:data:`JOINT_MODELS`) on labelled
+        batches ``(x, y)`` (:data:`LABELLED_DATASETS`).
+    """
+
+    build: Callable
+    params: Callable[[PyTree], PyTree] = lambda p: p
+    model_energy: Callable = lambda config, energy_fn: energy_fn
+    sample: Callable = _sample_chains
+    ladder: bool = False
+    joint: bool = False
+
+
+def _nce_model_energy(config, energy_fn):
+    return lambda p, x: energy_fn(p["energy"], x)
+
+
+OBJECTIVES: dict[str, ObjectiveRecipe] = {
+    "cd": ObjectiveRecipe(_cd),
+    "pcd": ObjectiveRecipe(_pcd),
+    "esm": ObjectiveRecipe(_esm),
+    "ssm": ObjectiveRecipe(_ssm),
+    "dsm": ObjectiveRecipe(_dsm, model_energy=_at_smallest_level, sample=_sample_annealed,
+                           ladder=True),
+    "nce": ObjectiveRecipe(_nce, params=_nce_params, model_energy=_nce_model_energy),
+    "ed": ObjectiveRecipe(_ed),
+    "drl": ObjectiveRecipe(_drl, model_energy=_at_smallest_level, sample=_sample_recovery,
+                           ladder=True),
+    "jem": ObjectiveRecipe(_jem, joint=True),
 }
 
 
 def build_objective(config: Config, energy_fn: EnergyFn, data: Data, noise_key: PRNGKey,
-                    base: Density | None = None):
+                    *, joint: Any = None, base: Density | None = None):
     """The :class:`~jebm.objectives.Objective` of ``config.objective`` on ``energy_fn``.
 
     ``noise_key`` draws the toy points an NCE noise is fitted to.
 
     Args:
-      config: the run's config (``objective``, and ``sampler`` for cd/pcd).
-      energy_fn: the energy to train (with its base, if any).
+      config: the run's config (``objective``, and ``sampler`` for cd/pcd/jem/drl).
+      energy_fn: the energy to train (with its base, if any); noise-conditional
+        ``energy_fn(params, x, sigma)`` with a noise ladder.
       data: the run's :class:`Data` (event shape; NCE's noise is fitted to it).
       noise_key: PRNG key of the toy draws behind the NCE noise.
+      joint: the :class:`~jebm.energies.conv.JointEnergy` of a joint model (``jem``
+        reads its ``logits_fn``); ``energy_fn`` is then its marginal energy.
       base: the fitted ``model.base`` density, if any (PCD restarts its chains from it,
         see :func:`initial_density`).
 
     Returns:
       The objective. Its params are the energy's params, except for NCE, which trains
       :func:`jebm.objectives.nce_params` of them (``{"energy", "log_z"}``).
+
+    Raises:
+      ValueError: for ``objective.name=jem`` without a joint model.
     """
+    recipe = OBJECTIVES[config.objective.name]
+    if recipe.joint and joint is None:
+        raise ValueError(f"objective.name={config.objective.name} needs a joint model (class "
+                         f"logits): set model.kind to one of {JOINT_MODELS}, or pass a "
+                         "JointEnergy as build_run(config, energy=...).")
     sampler = build_sampler(config.sampler, data.event_shape)
-    return OBJECTIVES[config.objective.name][0](config, energy_fn, sampler, data, noise_key,
-                                                base)
+    return recipe.build(config, energy_fn, sampler, data, noise_key, joint, base)
 
 
 # -------------------------------------------------------------------------- optimizer
@@ -468,9 +655,11 @@ class Run(NamedTuple):
       config: the :class:`~jebm.config.Config`.
       data: the :class:`Data`.
       energy_fn: the energy the objective trains, on the objective's params (for NCE,
-        ``params["energy"]``): the network plus the base energy ``−log q``, if any.
+        ``params["energy"]``): the network plus the base energy ``−log q``, if any; with
+        a noise ladder the noise-conditional ``energy_fn(params, x, sigma)``.
       model_energy_fn: the model's energy on the *trained* params (what samplers,
-        plots and evaluation use; for NCE it reads ``params["energy"]``).
+        plots and evaluation use; for NCE it reads ``params["energy"]``; with a noise
+        ladder it is the noise-conditional energy at ``σ_min``, the smallest level).
       base: the fitted base :class:`~jebm.densities.Density` ``q``, or ``None``.
       sampler: ``factory(logdensity_fn) -> SamplingAlgorithm`` of ``config.sampler``.
       objective: the :class:`~jebm.objectives.Objective`.
@@ -480,6 +669,10 @@ class Run(NamedTuple):
       train_key: the key of the training loop.
       sample_key: the key of the draws for figures.
       eval_key: the key of evaluations (AIS).
+      batches: ``batches(key, n)``: the training batches the objective consumes
+        (``data.sample``; ``data.labelled`` pairs ``(x, y)`` for a joint objective).
+      joint: the :class:`~jebm.energies.conv.JointEnergy` of a joint model (class
+        logits, class-conditional energies), or ``None``.
     """
 
     config: Config
@@ -494,9 +687,11 @@ class Run(NamedTuple):
     train_key: PRNGKey
     sample_key: PRNGKey
     eval_key: PRNGKey
+    batches: Callable
+    joint: Any = None
 
 
-def build_run(config: Config, *, energy: tuple[EnergyFn, PyTree] | None = None) -> Run:
+def build_run(config: Config, *, energy: Any = None) -> Run:
     """Build every object of ``config``; pass ``energy=(energy_fn, params)`` to replace the
     config's network by your own (``config.model.base`` is still added to it).
 
@@ -506,11 +701,13 @@ def build_run(config: Config, *, energy: tuple[EnergyFn, PyTree] | None = None) 
     Args:
       config: the run's config.
       energy: optional ``(energy_fn, params)`` for one unbatched point of the data's
-        event shape.
+        event shape (``energy_fn(params, x, sigma)`` with a noise ladder), or a
+        :class:`~jebm.energies.conv.JointEnergy` (for ``objective.name=jem``).
 
     Returns:
       A :class:`Run`.
     """
+    from jebm.energies.conv import JointEnergy
     from jebm.train.state import init_train_state
 
     key = jax.random.key(config.train.seed)
@@ -519,26 +716,28 @@ def build_run(config: Config, *, energy: tuple[EnergyFn, PyTree] | None = None) 
     if config.sampler.space == "logit" and data.toy is not None:
         raise ValueError(f"sampler.space=logit samples densities on [0, 1]^d (images); "
                          f"{data.name} lives on R^2: use sampler.space=data.")
-    energy_fn, params = energy if energy is not None else build_energy(
-        config, k_model, data.event_shape)
+    built = energy if energy is not None else build_energy(config, k_model, data.event_shape)
+    joint = built if isinstance(built, JointEnergy) else None
+    energy_fn, params = (joint.energy_fn, joint.params) if joint is not None else built
     base = None
     if config.model.base != "none":
         base = fit_density(data, config.model.base, k_noise, "model.base")
         energy_fn = with_base(energy_fn, base)
-    objective = build_objective(config, energy_fn, data, k_noise, base)
-    params = OBJECTIVES[config.objective.name][1](params)
-    if config.objective.name == "nce":
-        trained_fn = energy_fn
-        model_energy_fn = lambda p, x: trained_fn(p["energy"], x)
-    else:
-        model_energy_fn = energy_fn
+    recipe = OBJECTIVES[config.objective.name]
+    objective = build_objective(config, energy_fn, data, k_noise, joint=joint, base=base)
+    params = recipe.params(params)
+    model_energy_fn = recipe.model_energy(config, energy_fn)
+    batches = data.labelled if recipe.joint else data.sample
+    if batches is None:
+        raise ValueError(f"objective.name={config.objective.name} trains on labelled data; "
+                         f"data.name={config.data.name} has no labels.")
     optimizer = build_optimizer(config)
-    batch = data.sample(k_state, config.data.batch_size)
+    batch = batches(k_state, config.data.batch_size)
     state = init_train_state(k_state, params, optimizer, objective, batch,
                              ema=config.train.ema_decay > 0)
     return Run(config, data, energy_fn, model_energy_fn, base,
                build_sampler(config.sampler, data.event_shape), objective, optimizer, state,
-               train_key, sample_key, jax.random.fold_in(key, 6))
+               train_key, sample_key, jax.random.fold_in(key, 6), batches, joint)
 
 
 def initial_density(config: Config, data: Data, base: Density | None) -> Density:
@@ -561,7 +760,14 @@ def initial_density(config: Config, data: Data, base: Density | None) -> Density
 
 
 def initial_positions(run: Run, key: PRNGKey, n: int) -> Array:
-    """``n`` draws of :func:`initial_density`: where sampling chains start.
+    """Where sampling chains start: draws of ``model.base`` if the model has one; with a
+    noise ladder, the mean training point plus ``σ_max`` Gaussian noise; else uniform in
+    the box ``[objective.init_low, objective.init_high]``.
+
+    The ladder's start approximates the data smoothed at ``σ_max`` (each data point plus
+    ``N(0, σ_max² I)``) by the data's mean plus that noise: it uses no single training
+    point, and for ``σ_max`` near the data's spread the difference is washed out by the
+    first levels.
 
     Args:
       run: the :class:`Run`.
@@ -571,24 +777,30 @@ def initial_positions(run: Run, key: PRNGKey, n: int) -> Array:
     Returns:
       ``(n, *event_shape)`` starting positions.
     """
+    ladder = run.config.objective.ladder
+    if ladder is not None and run.base is None:
+        points = run.data.train if run.data.train is not None else run.data.sample(
+            jax.random.fold_in(key, 1), 10_000)
+        mean = jnp.mean(points, axis=0, keepdims=True)
+        return mean + max(ladder) * jax.random.normal(key, (n, *run.data.event_shape))
     return initial_density(run.config, run.data, run.base).sample(key, n)
 
 
-def trained_sampler(run: Run, objective_state: Any = None) -> Callable:
-    """The run's sampler as training left it: with the adapted step size of a PCD run
-    with ``sampler.target_acceptance`` (read from its objective state), else
-    ``run.sampler``.
+def trained_sampler(run: Run, objective_state: Any = None) -> Callable | None:
+    """The run's sampler as training left it, for :func:`sample_model`'s ``sampler``:
+    with the adapted step size of a PCD run with ``sampler.target_acceptance`` (read from
+    its objective state); ``None`` (the model's own sampling) when nothing was adapted.
 
     Args:
       run: the :class:`Run`.
       objective_state: the trained state's ``objective_state``.
 
     Returns:
-      ``factory(logdensity_fn) -> SamplingAlgorithm``.
+      ``factory(logdensity_fn) -> SamplingAlgorithm``, or ``None``.
     """
     log_h = getattr(objective_state, "log_step_size", None)
     if log_h is None:
-        return run.sampler
+        return None
     step_size = float(jnp.exp(log_h))
     return lambda logdensity_fn, **overrides: run.sampler(
         logdensity_fn, **{"step_size": step_size, **overrides})
@@ -596,32 +808,92 @@ def trained_sampler(run: Run, objective_state: Any = None) -> Callable:
 
 def sample_model(run: Run, params: PyTree, key: PRNGKey, num_chains: int, num_steps: int,
                  sampler: Callable | None = None) -> Array:
-    """Final positions of ``num_chains`` chains of ``num_steps`` transitions of the model,
-    started at :func:`initial_positions` (``sampler``: default the run's own).
+    """Final positions of ``num_chains`` draws of the trained model, made the way its
+    objective says (:attr:`ObjectiveRecipe.sample`), from :func:`initial_positions`.
 
-    It jits the chains itself.
+    * Energy models (and ``jem``, whose marginal is ``E(x) = −logsumexp g(x)``):
+      ``num_steps`` transitions of the run's sampler (or ``sampler``) on
+      ``run.model_energy_fn``.
+    * ``dsm`` with a noise ladder (NCSN): annealed Langevin dynamics
+      (:func:`jebm.samplers.annealed_langevin`) over the ladder, ``num_steps // L`` steps
+      per level (at least one), ``ε = sampler.step_size`` the step at ``σ_min``.
+    * ``drl`` with a noise ladder: :func:`jebm.objectives.recovery_sample` down the
+      ladder, ``num_steps // L`` conditional Langevin steps per level with step
+      ``objective.step_scale · σ²``.
+
+    A ``sampler`` given explicitly always runs plain chains on ``run.model_energy_fn``
+    (for a ladder, the energy at ``σ_min``). It jits the chains itself.
 
     Args:
       run: the :class:`Run`.
       params: the trained params (read through ``run.model_energy_fn``).
       key: PRNG key of the starting positions and the transitions.
       num_chains: independent chains (static).
-      num_steps: transitions per chain (static).
+      num_steps: transitions per chain (static); over a ladder, the total over its levels.
       sampler: ``factory(logdensity_fn) -> SamplingAlgorithm`` (e.g. from
-        :func:`build_sampler`); ``None`` for ``run.sampler``.
+        :func:`build_sampler`); ``None`` for the objective's own procedure.
 
     Returns:
       ``(num_chains, *event_shape)`` final positions; no trace is kept.
     """
-    from jebm.energy import logdensity_fn
-    from jebm.samplers import run_chains
+    recipe = OBJECTIVES[run.config.objective.name]
+    return recipe.sample(run, params, key, num_chains, num_steps, sampler)
 
-    algorithm = (sampler or run.sampler)(logdensity_fn(run.model_energy_fn, params))
+
+def sample_conditional(run: Run, params: PyTree, key: PRNGKey, labels: Array,
+                       num_steps: int) -> Array:
+    """Class-conditional draws of a joint (JEM) run: chain ``i`` samples
+    ``p(x | labels[i]) ∝ exp(g(x)[labels[i]])`` with the run's sampler.
+
+    Chains start at :func:`initial_positions`; :func:`jebm.tasks.conditional_samples`
+    runs them. It jits the chains itself.
+
+    Args:
+      run: a :class:`Run` of a joint model (``run.joint`` is set).
+      params: the trained params.
+      key: PRNG key of the starting positions and the transitions.
+      labels: ``(n,)`` integer classes, one per chain.
+      num_steps: transitions per chain (static).
+
+    Returns:
+      ``(n, *event_shape)`` final positions.
+
+    Raises:
+      ValueError: if the run's model is not a joint model.
+    """
+    from jebm.tasks import conditional_samples
+
+    if run.joint is None:
+        raise ValueError(f"class-conditional samples need a joint model; model.kind="
+                         f"{run.config.model.kind} is not one of {JOINT_MODELS}.")
+    labels = jnp.asarray(labels, jnp.int32)
     k_init, k_run = jax.random.split(key)
-    x0 = initial_positions(run, k_init, num_chains)
-    result = jax.jit(lambda k, x: run_chains(k, algorithm, x, num_steps, keep_trace=False))(
-        k_run, x0)
-    return result.state.position
+    x0 = initial_positions(run, k_init, labels.shape[0])
+    return jax.jit(lambda k, p, y, x: conditional_samples(
+        k, run.joint.conditional_energy_fn, p, y, x, sampler=run.sampler,
+        num_steps=num_steps))(k_run, params, labels, x0)
+
+
+def sampling_label(run: Run, num_steps: int) -> str:
+    """A one-line description of how :func:`sample_model` draws (for figure titles).
+
+    Args:
+      run: the :class:`Run`.
+      num_steps: the ``num_steps`` given to :func:`sample_model`.
+
+    Returns:
+      e.g. ``"ula chains from noise (60 steps)"`` or ``"annealed Langevin, 10 levels
+      σ 3 → 0.02 (20 steps each)"``.
+    """
+    obj = run.config.objective
+    ladder = obj.ladder
+    if ladder is not None and obj.name in ("dsm", "drl"):
+        per_level = _steps_per_level(num_steps, len(ladder))
+        how = "annealed Langevin" if obj.name == "dsm" else "recovery sampling"
+        return (f"{how}, {len(ladder)} levels σ {max(ladder):.3g} → {min(ladder):.3g} "
+                f"({per_level} steps each)")
+    start = "the base" if run.base is not None else "noise"
+    return f"{run.config.sampler.name} chains from {start} ({num_steps} steps)"
 
 
 # Config fields that may differ between a run and its resumption: they change neither the
@@ -684,7 +956,7 @@ def train_run(run: Run, workdir: str | Path | None = None, *, progress: bool = F
         options["checkpoint_every"] = None
     options.update(loop_options)
     step = make_train_step(run.objective, run.optimizer, ema_decay=tc.ema_decay)
-    return train_loop(run.train_key, run.initial_state, step, run.data.sample,
+    return train_loop(run.train_key, run.initial_state, step, run.batches,
                       workdir=workdir, **options)
 
 

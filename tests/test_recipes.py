@@ -1,0 +1,208 @@
+"""The image recipes of configs/digits_{jem,ncsn,drl,ed}.yaml: each config loads, trains a
+few updates through build_run/train_run with a tiny network, and its model is sampled the
+way its objective says (jebm.experiment.ObjectiveRecipe.sample)."""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jebm import evaluation, experiment
+from jebm.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RECIPES = {"jem": "jem", "ncsn": "dsm", "drl": "drl", "ed": "ed"}
+# A tiny network and run: the plumbing, not the numbers, is under test.
+TINY = ["model.features=[4]", "model.hidden=[8]", "data.batch_size=8", "train.num_steps=2",
+        "train.chunk_size=2", "train.log_every=1", "train.eval_every=0",
+        "objective.buffer_size=16", "objective.num_chains=8", "sampler.num_steps=2",
+        "objective.num_negatives=2"]
+
+
+def _tiny(name: str, *extra: str):
+    return load_config(str(CONFIGS / f"digits_{name}.yaml"), [*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """``trained(name) -> (run, result)``: each tiny recipe trained once for this module."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            run = experiment.build_run(_tiny(name, "eval.ais_chains=4", "eval.ais_bridges=4"))
+            cache[name] = run, experiment.train_run(run)
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_config_loads(name):
+    config = load_config(str(CONFIGS / f"digits_{name}.yaml"))
+    assert (config.data.name, config.objective.name) == ("digits", RECIPES[name])
+    assert 100 <= config.train.num_steps <= 1000  # sized like digits_pcd.yaml
+    ladder = config.objective.ladder
+    assert (ladder is not None) == (name in ("ncsn", "drl"))
+    if ladder is not None:  # geometric, largest first, ending at sigma_min
+        assert ladder[0] == config.objective.sigma_max
+        assert ladder[-1] == pytest.approx(config.objective.sigma_min)
+        ratios = np.asarray(ladder[1:]) / np.asarray(ladder[:-1])
+        np.testing.assert_allclose(ratios, ratios[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_trains_and_samples(name, trained):
+    run, result = trained(name)
+    assert int(result.state.step) == 2
+    assert all(np.isfinite(v) for v in jax.tree.leaves(result.metrics))
+    draws = experiment.sample_model(run, result.state.params, jax.random.key(1), 3, 12)
+    assert draws.shape == (3, 8, 8) and bool(jnp.all(jnp.isfinite(draws)))
+    energies = jax.vmap(run.model_energy_fn, in_axes=(None, 0))(result.state.params, draws)
+    assert energies.shape == (3,) and bool(jnp.all(jnp.isfinite(energies)))
+    assert experiment.sampling_label(run, 12)
+
+
+def test_jem_trains_on_labels_and_reports_accuracy(trained):
+    run, result = trained("jem")
+    x, y = run.batches(jax.random.key(0), 8)
+    assert x.shape == (8, 8, 8) and y.shape == (8,) and y.dtype == jnp.int32
+    assert {"cross_entropy", "train_accuracy", "energy_pos", "energy_neg"} <= set(result.metrics)
+    params = result.state.params
+    out = evaluation.summary(run, params)
+    assert 0.0 <= out["accuracy"] <= 1.0 and np.isfinite(out["test_nll"])
+    # the accuracy is the classifier's on the held-out images and their labels
+    logits = jax.vmap(run.joint.logits_fn, in_axes=(None, 0))(params, run.data.test)
+    expected = np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(run.data.test_labels))
+    assert out["accuracy"] == pytest.approx(expected)
+    # the marginal energy is -logsumexp of the logits (JEM's E(x))
+    np.testing.assert_allclose(
+        jax.vmap(run.model_energy_fn, in_axes=(None, 0))(params, run.data.test[:4]),
+        -jax.nn.logsumexp(logits[:4], axis=-1), rtol=1e-5, atol=1e-5)
+    labels = jnp.arange(4) % 10
+    cond = experiment.sample_conditional(run, params, jax.random.key(2), labels, 3)
+    assert cond.shape == (4, 8, 8) and bool(jnp.all(jnp.isfinite(cond)))
+
+
+def test_jem_conditional_sample_quality_beside_the_unconditional(monkeypatch):
+    # The feature network is jebm's own (trained once per seed, cached); a stand-in
+    # scorer keeps this test about the plumbing: which draws reach the scorer.
+    from jebm import sample_quality as sq
+
+    seen = []
+    monkeypatch.setattr(sq, "load_or_train_features", lambda cache, seed: "net")
+    monkeypatch.setattr(sq, "digit_sample_quality",
+                        lambda net, draws, test: seen.append(draws.shape) or {"fd": 1.0})
+    monkeypatch.setattr(sq, "baseline_report", lambda *a, **k: {})
+    run = experiment.build_run(_tiny("jem", "eval.sample_steps=2", "data.classes=[3, 7]"))
+    params = run.initial_state.params
+    extra = evaluation._recipe_extras(run, params, feature_cache="unused")
+    assert extra["sample_quality"]["model"] == {"fd": 1.0}
+    conditional = extra["sample_quality_conditional"]
+    assert conditional["model"] == {"fd": 1.0} and 0.0 <= conditional["label_agreement"] <= 1.0
+    assert seen == [(360, 8, 8), (360, 8, 8)]
+
+
+def test_ladder_runs_report_what_their_nll_is(trained):
+    run, result = trained("ncsn")
+    params = result.state.params
+    out = evaluation.summary(run, params)
+    assert "sigma_min=0.02" in out["test_nll_model"] and np.isfinite(out["test_nll"])
+    # the model energy is the noise-conditional energy at the smallest level
+    x = run.data.test[0]
+    assert float(run.model_energy_fn(params, x)) == pytest.approx(
+        float(run.energy_fn(params, x, 0.02)), rel=1e-5)
+    plain = experiment.build_run(load_config(str(CONFIGS / "digits_pcd.yaml"), TINY))
+    assert "test_nll_model" not in evaluation._recipe_extras(
+        plain, plain.initial_state.params, None)
+
+
+def test_ladder_sampling_walks_down_the_ladder(monkeypatch):
+    # annealed Langevin on a known noise-conditional energy, the Gaussian N(m, (s0² + σ²) I)
+    # (data N(m, s0² I) smoothed at σ): the draws end near N(m, s0² + σ_min²).
+    run = experiment.build_run(_tiny("ncsn", "objective.sigma_max=1.0",
+                                     "objective.sigma_min=0.05", "objective.num_levels=4",
+                                     "sampler.step_size=1.0e-3"))
+    m, s0 = 0.5, 0.1
+    energy = lambda p, x, s: 0.5 * jnp.sum((x - m) ** 2) / (s0**2 + s**2)
+    run = run._replace(energy_fn=energy)
+    draws = experiment.sample_model(run, None, jax.random.key(3), 200, 400)
+    # 200 chains x 64 pixels: the pixel mean has sd ≈ 0.11/√12800 ≈ 1e-3 and the variance
+    # ±2%; annealed Langevin's step bias at eps = 1e-3 is well within 10%.
+    assert float(jnp.mean(draws)) == pytest.approx(m, abs=0.01)
+    assert float(jnp.var(draws)) == pytest.approx(s0**2 + 0.05**2, rel=0.1)
+
+
+def test_recovery_sampling_uses_the_ladder():
+    run = experiment.build_run(_tiny("drl"))
+    # A flat energy: each level's recovery is a random walk around the noised point, so
+    # the draws' spread is set by the ladder: well above sigma_min, and finite.
+    flat = run._replace(energy_fn=lambda p, x, s: 0.0 * jnp.sum(x))
+    draws = experiment.sample_model(flat, None, jax.random.key(4), 16, 12)
+    assert draws.shape == (16, 8, 8) and bool(jnp.all(jnp.isfinite(draws)))
+    assert float(jnp.std(draws)) > 5 * run.config.objective.sigma_min
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["objective.name=dsm", "objective.sigma_max=1.0", "objective.sigma_min=0.1",
+          "objective.num_levels=3"],
+         r"objective\.sigma_max sets a noise ladder.*model\.kind must be one of "
+         r"\('noise_conditional',\), got model\.kind='mlp'"),
+        (["objective.name=dsm", "objective.sigmas=[1.0, 0.1]", "model.kind=conv",
+          "model.hidden=[8]", "data.name=digits"],
+         r"objective\.sigmas sets a noise ladder.*model\.kind='conv'"),
+        (["model.kind=noise_conditional", "model.hidden=[8]", "data.name=digits"],
+         r"model\.kind=noise_conditional \(an energy E\(x, sigma\)\) is trained over a "
+         r"noise ladder.*got objective\.name='pcd' without one"),
+        (["objective.name=pcd", "objective.sigma_max=1.0", "objective.sigma_min=0.1",
+          "objective.num_levels=3"],
+         r"objective\.sigma_max sets a noise ladder, which objective\.name in \('dsm', "
+         r"'drl'\) use; objective\.name='pcd' takes none"),
+        (["objective.name=dsm", "objective.sigma_max=1.0"],
+         r"objective\.sigma_min must be set with objective\.sigma_max"),
+        (["objective.name=dsm", "objective.sigma_max=0.1", "objective.sigma_min=1.0",
+          "objective.num_levels=3"], r"objective\.sigma_min must be < objective\.sigma_max"),
+        (["objective.name=dsm", "objective.sigma_max=1.0", "objective.sigma_min=0.1",
+          "objective.num_levels=1"], r"objective\.num_levels must be >= 2"),
+        (["objective.name=drl", "objective.sigmas=[0.1, 1.0]"],
+         r"objective\.sigmas must be strictly decreasing"),
+        (["objective.name=dsm", "objective.sigmas=[1.0, 0.1]", "objective.sigma_max=1.0",
+          "objective.sigma_min=0.1", "objective.num_levels=2"],
+         r"objective\.sigmas must be null when"),
+        (["objective.name=jem"], r"model\.kind must be one of \('joint_conv',\)"),
+        (["objective.name=jem", "model.kind=joint_conv", "model.hidden=[8]"],
+         r"data\.name must be a labelled data set"),
+        (["model.kind=joint_conv", "model.hidden=[8]", "model.base=gaussian",
+          "data.name=digits"], r"model\.base must be none for model\.kind=joint_conv"),
+    ],
+)
+def test_bad_recipe_fields_fail_at_load_naming_them(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, overrides)
+
+
+def test_jem_objective_sign():
+    # The generative term is PCD on E(x) = −logsumexp g(x): a model that already puts its
+    # data at lower energy than the buffer's uniform noise has a negative energy gap, and
+    # a gradient step on the loss widens it (E(data) falls relative to E(noise)).
+    from jebm.train import make_train_step
+
+    run = experiment.build_run(_tiny("jem", "objective.energy_l2=0.0",
+                                     "sampler.num_steps=1", "optimizer.learning_rate=1e-2"))
+    step = jax.jit(make_train_step(run.objective, run.optimizer))
+    batch = run.batches(jax.random.key(0), 8)
+    noise = jax.random.uniform(jax.random.key(1), (64, 8, 8))
+
+    def gap(params):
+        e = jax.vmap(run.model_energy_fn, in_axes=(None, 0))
+        return float(jnp.mean(e(params, batch[0])) - jnp.mean(e(params, noise)))
+
+    state = run.initial_state
+    before = gap(state.params)
+    for i in range(5):
+        state, _ = step(state, run.batches(jax.random.key(10 + i), 8), jax.random.key(i))
+    assert gap(state.params) < before
