@@ -195,6 +195,8 @@ def mlp_energy(
         return MLPEnergy(in_features, hidden, activation, fourier_features=fourier_features,
                          fourier_scale=fourier_scale, dtype=dtype, rngs=nnx.Rngs(k))
 
+    if fourier_features:  # eagerly: under jit XLA folds fourier_scale into the normal's
+        return from_nnx(create(key))  # constants, and B would differ in its last bits
     return from_nnx(_initialised(create, key))
 
 
