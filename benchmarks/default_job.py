@@ -53,8 +53,8 @@ CACHE_HITS: dict[str, int] = collections.defaultdict(int)
 
 
 def _listener(event: str, duration: float, **kwargs) -> None:
-    if "compil" in event or "lower" in event or "trac" in event:
-        COMPILE[event] += duration
+    if ("compil" in event or "lower" in event or "trac" in event) and "saved" not in event:
+        COMPILE[event] += duration  # compile_time_saved_sec is no time spent: left out
     if event == "/jax/core/compile/backend_compile_duration":
         COMPILES[STACK[-1]].append((kwargs.get("fun_name", "?"), duration))
 
