@@ -44,23 +44,53 @@ import _common  # noqa: E402
 PHASES: dict[str, float] = collections.defaultdict(float)
 COUNTS: dict[str, int] = collections.defaultdict(int)
 COMPILE: dict[str, float] = collections.defaultdict(float)
+OUTSIDE = "outside the wrapped phases (training chunks, train() body)"
+STACK: list[str] = [OUTSIDE]  # the phase now running (innermost last)
+# Per phase: the XLA compilations it triggered, as (program name, backend-compile seconds),
+# and how many of them the persistent cache answered.
+COMPILES: dict[str, list] = collections.defaultdict(list)
+CACHE_HITS: dict[str, int] = collections.defaultdict(int)
 
 
-def _listener(event: str, duration: float, **_) -> None:
-    if "compil" in event or "lower" in event or "trac" in event:
-        COMPILE[event] += duration
+def _listener(event: str, duration: float, **kwargs) -> None:
+    if ("compil" in event or "lower" in event or "trac" in event) and "saved" not in event:
+        COMPILE[event] += duration  # compile_time_saved_sec is no time spent: left out
+    if event == "/jax/core/compile/backend_compile_duration":
+        COMPILES[STACK[-1]].append((kwargs.get("fun_name", "?"), duration))
+
+
+def _event(event: str, **_) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        CACHE_HITS[STACK[-1]] += 1
 
 
 def _timed(name: str, fn):
     def wrapper(*args, **kwargs):
         t0 = time.perf_counter()
+        STACK.append(name)
         try:
             return fn(*args, **kwargs)
         finally:
+            STACK.pop()
             PHASES[name] += time.perf_counter() - t0
             COUNTS[name] += 1
 
     return wrapper
+
+
+def _compile_table() -> dict[str, dict]:
+    """Per phase: number of XLA compilations, their seconds, the slowest few, cache hits."""
+    table = {}
+    for phase in sorted(set(COMPILES) | set(CACHE_HITS), key=lambda p: p != OUTSIDE):
+        entries = COMPILES.get(phase, [])
+        by_name = collections.Counter()
+        for name, seconds in entries:
+            by_name[name] += seconds
+        table[phase] = {"compilations": len(entries),
+                        "seconds": sum(s for _, s in entries),
+                        "cache_hits": CACHE_HITS.get(phase, 0),
+                        "slowest": {k: round(v, 3) for k, v in by_name.most_common(4)}}
+    return table
 
 
 def main(argv=None) -> dict:
@@ -79,6 +109,7 @@ def main(argv=None) -> dict:
         extra = {} if args.min_compile_s is None else {"min_compile_time_secs": args.min_compile_s}
         enable_compilation_cache(args.cache, **extra)
     jax.monitoring.register_event_duration_secs_listener(_listener)
+    jax.monitoring.register_event_listener(_event)
 
     import jebm.train as train_package
     import jebm.train.loop as loop
@@ -115,10 +146,13 @@ def main(argv=None) -> dict:
             t_train_call - loop_all - sum(PHASES.values()) + inner,
     }  # fmt: skip
     compile_total = sum(COMPILE.values())
+    compiles = _compile_table()
     results = {
         "phases_s": phases,
         "compile_events_s": dict(COMPILE),
         "compile_total_s": compile_total,
+        "compilations_by_phase": compiles,
+        "compilations": sum(c["compilations"] for c in compiles.values()),
         "wall_total_s": total,
         "summary": {k: summary[k] for k in ("nll_minus_entropy", "train_seconds",
                                             "steps_per_second", "total_seconds")},
@@ -130,6 +164,11 @@ def main(argv=None) -> dict:
     print(f"# default job breakdown ({info['backend']} / {info['device_kind']})")
     print(_common.markdown_table(["phase", "seconds"], [[k, v] for k, v in phases.items()]))
     print(f"\ncompilation (JAX events, inside the phases above): {compile_total:.2f} s")
+    print(_common.markdown_table(
+        ["phase", "XLA compilations", "backend-compile s", "cache hits", "slowest"],
+        [[k, v["compilations"], v["seconds"], v["cache_hits"],
+          ", ".join(f"{n} {s:.2f}" for n, s in v["slowest"].items())]
+         for k, v in compiles.items()]))
     print(f"wall total: {total:.2f} s; NLL - H = {summary['nll_minus_entropy']:.4f}")
     settings = {"config": "default job (configs/pcd.yaml)", "cache": results["cache"]}
     path = _common.write_json("default_job", info, settings, results, args.out)

@@ -87,7 +87,9 @@ def _which_params(state) -> str:
     return "raw" if state.ema_params is None else "ema"
 
 
-def _figures(run, state, out: Path) -> None:
+def _figures(run, state, out: Path, log_z: float | None = None) -> None:
+    """The run's figures; ``log_z``: the 2-D model's quadrature ``log Z``, if known."""
+    import jax
     import numpy as np
 
     from jebm import evaluation, experiment, plotting
@@ -118,14 +120,15 @@ def _figures(run, state, out: Path) -> None:
             plotting.save_image_grid(out / "buffer.png", buffer[:count], ev.grid_rows,
                                      title=f"replay buffer, step {int(state.step)}")
         return
-    extent, learned, true, energies = evaluation.density_grid(run, model_params(state))
+    extent, learned, true, energies = evaluation.density_grid(run, model_params(state),
+                                                              log_z=log_z)
     plotting.plot_densities(out / "energy.png", [learned, true],
                             [f"learned ({run.config.objective.name})",
                              f"true ({run.data.name})"], extent)
     draws = experiment.sample_model(run, model_params(state), run.sample_key, ev.num_samples,
                                     ev.sample_steps,
                                     sampler=experiment.trained_sampler(run, state.objective_state))
-    data = run.data.sample(run.sample_key, ev.num_samples)
+    data = jax.jit(run.data.sample, static_argnums=1)(run.sample_key, ev.num_samples)
     plotting.plot_samples(out / "samples.png", np.asarray(draws), reference=np.asarray(data),
                           energy_grid=energies, extent=extent,
                           title=f"{name} draws from the model ({ev.sample_steps} steps)")
@@ -238,7 +241,8 @@ def train(
                                   resume_step=step,
                                   eval_fn=lambda state: periodic(model_params(state)))
     train_seconds = time.perf_counter() - tic
-    _figures(run, result.state, out)
+    # the last periodic evaluation is of the final params: its log Z normalises energy.png
+    _figures(run, result.state, out, log_z=result.eval.get("log_z"))
     summary = {"data": cfg.data.name, "objective": cfg.objective.name,
                "num_steps": int(result.state.step),
                "params": _which_params(result.state),

@@ -346,16 +346,20 @@ def box_ais(key: PRNGKey, run, params) -> tuple[NLLEstimate, AISResult]:
                     result.log_z_stderr), result
 
 
-def density_grid(run, params, num: int = 200):
+def density_grid(run, params, num: int = 200, *, log_z: float | Array | None = None):
     """A 2-D run's model on a ``num × num`` grid of the ``eval.grid_*`` square.
 
     The learned log-density is normalised by grid quadrature (:func:`log_z_grid` on the
-    ``eval.grid_*`` grid). Jits its computations; for plots, outside ``jit``.
+    ``eval.grid_*`` grid), or by ``log_z`` when the caller has that number already (the
+    last periodic evaluation's, :func:`periodic_eval_fn`). Jits its computations (one
+    program); for plots, outside ``jit``.
 
     Args:
       run: a :class:`~jebm.experiment.Run` on a 2-D toy (``data.toy`` gives the truth).
       params: the trained params.
       num: grid points per axis.
+      log_z: the model's ``log Z`` on the ``eval.grid_*`` grid (:func:`grid_log_z` of
+        ``params``), if known; ``None`` computes it.
 
     Returns:
       ``(extent, learned, true, energies)``: ``extent = (x_low, x_high, y_low, y_high)``,
@@ -364,15 +368,19 @@ def density_grid(run, params, num: int = 200):
     """
     ev = run.config.eval
     extent = (ev.grid_low, ev.grid_high, ev.grid_low, ev.grid_high)
-    axis = jnp.linspace(ev.grid_low, ev.grid_high, num)
-    gx, gy = jnp.meshgrid(axis, axis)
-    points = jnp.stack([gx.ravel(), gy.ravel()], axis=-1)
-    energies = jax.jit(lambda p: batch_energy(run.model_energy_fn, p, points))(params)
-    log_z = jax.jit(lambda p: grid_log_z(run, p))(params)
-    true = jax.jit(jax.vmap(run.data.toy.density.log_prob))(points)
+
+    def grid(p, log_z):
+        axis = jnp.linspace(ev.grid_low, ev.grid_high, num)
+        gx, gy = jnp.meshgrid(axis, axis)
+        points = jnp.stack([gx.ravel(), gy.ravel()], axis=-1)
+        energies = batch_energy(run.model_energy_fn, p, points)
+        log_z = grid_log_z(run, p) if log_z is None else log_z
+        true = jax.vmap(run.data.toy.density.log_prob)(points)
+        return -(energies + log_z), true, energies
+
+    given = None if log_z is None else jnp.asarray(log_z, jnp.float32)
     shape = (num, num)
-    return (extent, np.asarray(-(energies + log_z)).reshape(shape),
-            np.asarray(true).reshape(shape), np.asarray(energies).reshape(shape))
+    return extent, *(np.asarray(a).reshape(shape) for a in jax.jit(grid)(params, given))
 
 
 def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360,

@@ -33,6 +33,7 @@ sampled and loaded with are :func:`jebm.train.model_params` of it: the moving av
 in :mod:`jebm.evaluation`, the command line in :mod:`jebm.cli`.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -127,8 +128,9 @@ def _toy_data(config, key: PRNGKey) -> Data:
     from jebm.datasets import toy2d
 
     toy = toy2d.get(config.name)
-    return Data(config.name, toy.density.sample, toy.density.sample(key, config.num_test),
-                None, (2,), toy)
+    # one XLA program for the test draws (eagerly, each of their ops compiles its own)
+    test = jax.jit(toy.density.sample, static_argnums=1)(key, config.num_test)
+    return Data(config.name, toy.density.sample, test, None, (2,), toy)
 
 
 def _digits_data(config, key: PRNGKey) -> Data:
@@ -466,12 +468,13 @@ def _sample_chains(run, params, key, num_chains: int, num_steps: int, sampler):
     from jebm.energy import logdensity_fn
     from jebm.samplers import run_chains
 
-    algorithm = (sampler or run.sampler)(logdensity_fn(run.model_energy_fn, params))
-    k_init, k_run = jax.random.split(key)
-    x0 = initial_positions(run, k_init, num_chains)
-    result = jax.jit(lambda k, x: run_chains(k, algorithm, x, num_steps, keep_trace=False))(
-        k_run, x0)
-    return result.state.position
+    def draw(key, params):  # one program: the starting draws and the chains
+        algorithm = (sampler or run.sampler)(logdensity_fn(run.model_energy_fn, params))
+        k_init, k_run = jax.random.split(key)
+        x0 = initial_positions(run, k_init, num_chains)
+        return run_chains(k_run, algorithm, x0, num_steps, keep_trace=False).state.position
+
+    return jax.jit(draw)(key, params)
 
 
 def _steps_per_level(num_steps: int, num_levels: int) -> int:
@@ -710,8 +713,8 @@ def build_run(config: Config, *, energy: Any = None) -> Run:
     from jebm.energies.conv import JointEnergy
     from jebm.train.state import init_train_state
 
-    key = jax.random.key(config.train.seed)
-    k_model, k_state, train_key, k_test, k_noise, sample_key = jax.random.split(key, 6)
+    (k_model, k_state, train_key, k_test, k_noise, sample_key), eval_key = _run_keys(
+        config.train.seed)
     data = build_data(config, k_test)
     if config.sampler.space == "logit" and data.toy is not None:
         raise ValueError(f"sampler.space=logit samples densities on [0, 1]^d (images); "
@@ -732,12 +735,24 @@ def build_run(config: Config, *, energy: Any = None) -> Run:
         raise ValueError(f"objective.name={config.objective.name} trains on labelled data; "
                          f"data.name={config.data.name} has no labels.")
     optimizer = build_optimizer(config)
-    batch = batches(k_state, config.data.batch_size)
-    state = init_train_state(k_state, params, optimizer, objective, batch,
-                             ema=config.train.ema_decay > 0)
+    batch_size, ema = config.data.batch_size, config.train.ema_decay > 0
+    # the example batch, the optimizer state and the objective's (e.g. a replay buffer)
+    # as one XLA program, not one per eager op
+    state = jax.jit(lambda k, p: init_train_state(k, p, optimizer, objective,
+                                                  batches(k, batch_size), ema=ema))(
+        k_state, params)
     return Run(config, data, energy_fn, model_energy_fn, base,
                build_sampler(config.sampler, data.event_shape), objective, optimizer, state,
-               train_key, sample_key, jax.random.fold_in(key, 6), batches, joint)
+               train_key, sample_key, eval_key, batches, joint)
+
+
+@functools.partial(jax.jit, static_argnums=0)  # static: any Python int seed, as eagerly
+def _run_keys(seed: int):
+    """``key(seed)`` split six ways, and ``fold_in(key, 6)``: :func:`build_run`'s keys,
+    derived in one XLA program (eagerly, the seeding, the split, the unstacking and the
+    fold-in compile one program each)."""
+    key = jax.random.key(seed)
+    return tuple(jax.random.split(key, 6)), jax.random.fold_in(key, 6)
 
 
 def initial_density(config: Config, data: Data, base: Density | None) -> Density:

@@ -190,5 +190,24 @@ def mlp_energy(
       >>> energy_fn(params, jnp.zeros(2)).shape
       ()
     """
-    return from_nnx(MLPEnergy(in_features, hidden, activation, fourier_features=fourier_features,
-                              fourier_scale=fourier_scale, dtype=dtype, rngs=nnx.Rngs(key)))
+
+    def create(k):
+        return MLPEnergy(in_features, hidden, activation, fourier_features=fourier_features,
+                         fourier_scale=fourier_scale, dtype=dtype, rngs=nnx.Rngs(k))
+
+    if fourier_features:  # eagerly: under jit XLA folds fourier_scale into the normal's
+        return from_nnx(create(key))  # constants, and B would differ in its last bits
+    return from_nnx(_initialised(create, key))
+
+
+def _initialised(create: Callable[[PRNGKey], nnx.Module], key: PRNGKey) -> nnx.Module:
+    """``create(key)`` with its random initialisation run as one XLA program.
+
+    Eagerly, every initialiser (one truncated normal and one ``zeros`` per layer) is a
+    separate small program that XLA compiles on first use; under one ``jax.jit`` the
+    whole initialisation compiles once. The module's structure comes from an abstract
+    trace (``nnx.eval_shape``), its state from the jitted one: the same values.
+    """
+    graphdef, *_ = nnx.split(nnx.eval_shape(lambda: create(key)), nnx.Param, ...)
+    states = jax.jit(lambda k: tuple(nnx.split(create(k), nnx.Param, ...)[1:]))(key)
+    return nnx.merge(graphdef, *states)

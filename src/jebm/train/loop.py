@@ -52,7 +52,6 @@ import numpy as np
 from absl import logging as absl_logging
 from tqdm.auto import tqdm
 
-from jebm._tree import tree_all_finite
 from jebm._validate import check_int
 from jebm.train.checkpoint import (
     CheckpointError,
@@ -259,11 +258,11 @@ def train_loop(
         raise ValueError("resume_step needs a workdir to resume from.")
 
     draw = batch_fn(data, batch_size)
-    data_key, step_key = jax.random.split(key)
-
     bar = _Bar(num_steps, log_every, enabled=progress)
 
     def run_chunk(state: TrainState, length: int):
+        data_key, step_key = jax.random.split(key)  # in the chunk: no eager programs
+
         def body(carry, _):
             state, shown = carry
             batch = draw(jax.random.fold_in(data_key, state.step))
@@ -455,7 +454,7 @@ def _run(state, run_chunk, manager, logger, bar, *, num_steps, chunk_size, check
             if begin != start:
                 steady_steps, steady_time = steady_steps + end - begin, steady_time + elapsed
             bad = first_nonfinite(metrics)
-            if bad is None and not bool(tree_all_finite(new_state.params)):
+            if bad is None and not _all_finite_on_host(new_state.params):
                 bad = (end - begin - 1, {"params": math.nan})
             if checks is not None:
                 # only the steps before a non-finite one are checked
@@ -496,6 +495,12 @@ def _run(state, run_chunk, manager, logger, bar, *, num_steps, chunk_size, check
         evaluate(start, log=False)  # already trained: report, do not log twice
     rate = steady_steps / steady_time if steady_time > 0 else float("nan")
     return TrainResult(state, window_means, last_eval, rate)
+
+
+def _all_finite_on_host(tree) -> bool:
+    """Whether every leaf of ``tree`` is finite, checked in NumPy on a host copy: an eager
+    ``jnp.isfinite`` per leaf would compile (and run) a tiny XLA program each time."""
+    return all(np.isfinite(leaf).all() for leaf in jax.device_get(jax.tree.leaves(tree)))
 
 
 def _newest_intact_healthy(manager, marks: dict[int, bool | None]) -> int | None:
