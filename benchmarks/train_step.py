@@ -82,15 +82,16 @@ def _plain_weights(params) -> dict:
 
 
 def _plain_energy(w: dict, x):
-    """Batched ``(n, 2) -> (n,)``: the same MLP, written out."""
+    """Batched ``(n, 2) -> (n,)`` or one example ``(2,) -> ()``: the same MLP, written out."""
     h = x
     for i in range(len(w) // 2 - 1):
         h = jax.nn.silu(h @ w[f"w{i}"] + w[f"b{i}"])
-    return (h @ w["wh"] + w["bh"])[:, 0]
+    return (h @ w["wh"] + w["bh"])[..., 0]
 
 
 def _one_energy(w, x):
-    return _plain_energy(w, x[None])[0]
+    """One unbatched example (``vmap`` of it is the batched product, no size-1 axis)."""
+    return _plain_energy(w, x)
 
 
 # --------------------------------------------------------------- the two updates

@@ -84,11 +84,24 @@ def test_bad_config_raises(kwargs, match):
         mlp_energy(jax.random.key(0), **kwargs)
 
 
-@pytest.mark.parametrize("shape", [(5, 3), (2,), (1, 2, 2)])
+@pytest.mark.parametrize("shape", [(5, 3), (3,), (1, 2, 2), ()])
 def test_bad_input_shape_raises(shape):
     model = MLPEnergy(2, hidden=(4,), rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+    with pytest.raises(ValueError, match=r"\(n, 2\) or one example of shape \(2,\)"):
         model(jnp.zeros(shape))
+
+
+def test_one_example_matches_its_batch_row():
+    # the unbatched call (what mlp_energy adapts) is the batched call's row, and vmap of it
+    # is the batched call
+    model = MLPEnergy(3, hidden=(8, 8), fourier_features=4, rngs=nnx.Rngs(1))
+    x = jax.random.normal(jax.random.key(2), (5, 3))
+    np.testing.assert_allclose(model(x[2]), model(x)[2], rtol=1e-6)
+    assert model(x[2]).shape == ()
+    np.testing.assert_allclose(jax.vmap(model)(x), model(x), rtol=1e-6)
+    energy_fn, params = mlp_energy(jax.random.key(3), 3, hidden=(8,))
+    with pytest.raises(ValueError, match="one scalar energy per unbatched example"):
+        energy_fn(params, x)  # a batch given where one example belongs
 
 
 def test_functional_split_merge_jit_and_grad():

@@ -202,6 +202,28 @@ def test_sliced_sm_sign(projection, variance_reduced, key):
     assert flipped > true
 
 
+@pytest.mark.parametrize("projection, variance_reduced", SSM_VARIANTS)
+def test_sliced_sm_one_projection_matches_closed_form(projection, variance_reduced, key):
+    # One projection per example takes its own path (no vmap over a size-1 axis); check it
+    # against the quadratic's closed form with the same draws: s = −Sx, ∇s = −S, so per
+    # example −vᵀSv + ½ (vᵀSx)² (SSM) or −vᵀSv + ½ ‖Sx‖² (SSM-VR).
+    x, c = centred_data(9, 20)
+    theta = triu(np.linalg.inv(c)) + 0.1
+    s = np.asarray(sym(theta), np.float64)
+    draw = jax.random.rademacher if projection == "rademacher" else jax.random.normal
+    vs = np.asarray(jax.vmap(lambda k: draw(k, (1, D), jnp.float32))(
+        jax.random.split(key, x.shape[0])))[:, 0]
+    xs = np.asarray(x, np.float64)
+    trace = -np.einsum("ni,ij,nj->n", vs, s, vs)
+    fit = (0.5 * np.sum((xs @ s) ** 2, axis=1) if variance_reduced
+           else 0.5 * np.einsum("ni,ij,nj->n", vs, s, xs) ** 2)
+    loss, metrics = sliced_score_matching_loss(
+        theta, key, x, energy_fn=quadratic_energy, num_projections=1, projection=projection,
+        variance_reduced=variance_reduced)
+    np.testing.assert_allclose(loss, np.mean(fit + trace), rtol=1e-5)  # float32 rounding
+    np.testing.assert_allclose(metrics["hessian_trace"], np.mean(trace), rtol=1e-5)
+
+
 def test_sliced_sm_forms_no_hessian():
     # Cost independent of d: the traced program of SSM has no (d, d) array, the exact
     # one does (a control showing the check can fail).

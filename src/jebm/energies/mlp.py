@@ -81,7 +81,12 @@ def _check_config(in_features: int, hidden: Sequence[int], activation: str,
 
 
 class MLPEnergy(nnx.Module):
-    """An MLP energy ``(n, in_features) → (n,)``.
+    """An MLP energy ``(n, in_features) → (n,)``, or one example ``(in_features,) → ()``.
+
+    The unbatched form is what :func:`mlp_energy` adapts (``from_nnx(..., batched=False)``):
+    ``jax.vmap`` of it over a batch compiles to the same ``(n, d) @ (d, h)`` products as the
+    batched call, where ``vmap`` of a call on ``x[None]`` carries a size-1 axis through every
+    layer (``(n, 1, h)`` activations, and transposes of them in every weight gradient).
 
     Args:
       in_features: dimension ``d`` of one example.
@@ -99,7 +104,7 @@ class MLPEnergy(nnx.Module):
     Raises:
       ValueError: for an unknown activation, a non-positive width or a ``dtype`` that
         is not a floating-point type; at call
-        time, for input that is not ``(n, in_features)``.
+        time, for input that is neither ``(n, in_features)`` nor ``(in_features,)``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -142,9 +147,10 @@ class MLPEnergy(nnx.Module):
         self.head = nnx.Linear(widths[-1], 1, rngs=rngs, **precision)
 
     def __call__(self, x: Array) -> Array:
-        if x.ndim != 2 or x.shape[1] != self.in_features:
+        if x.ndim not in (1, 2) or x.shape[-1] != self.in_features:
             raise ValueError(
-                f"MLPEnergy expects a batch of shape (n, {self.in_features}), got {tuple(x.shape)}."
+                f"MLPEnergy expects a batch of shape (n, {self.in_features}) or one example "
+                f"of shape ({self.in_features},), got {tuple(x.shape)}."
             )
         act = ACTIVATIONS[self.activation]
         h = x
@@ -153,7 +159,7 @@ class MLPEnergy(nnx.Module):
             h = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
         for layer in self.layers:
             h = act(layer(h))
-        return self.head(h)[:, 0].astype(jnp.float32)  # float32 energies whatever self.dtype
+        return self.head(h)[..., 0].astype(jnp.float32)  # float32 energies whatever self.dtype
 
 
 def mlp_energy(
@@ -195,9 +201,10 @@ def mlp_energy(
         return MLPEnergy(in_features, hidden, activation, fourier_features=fourier_features,
                          fourier_scale=fourier_scale, dtype=dtype, rngs=nnx.Rngs(k))
 
+    # Adapted unbatched: vmap over a batch then gives plain (n, d) matmuls (see MLPEnergy).
     if fourier_features:  # eagerly: under jit XLA folds fourier_scale into the normal's
-        return from_nnx(create(key))  # constants, and B would differ in its last bits
-    return from_nnx(_initialised(create, key))
+        return from_nnx(create(key), batched=False)  # constants: B would differ in its last bits
+    return from_nnx(_initialised(create, key), batched=False)
 
 
 def _initialised(create: Callable[[PRNGKey], nnx.Module], key: PRNGKey) -> nnx.Module:

@@ -184,7 +184,10 @@ def sliced_score_matching_loss(
             score, hvp = jax.jvp(grad, (flat,), (v,))
             return jnp.vdot(v, score), jnp.vdot(v, hvp), score
 
-        v_score, trace, score = jax.vmap(project)(vs)
+        if num_projections == 1:  # no vmap over a size-1 axis: it would reach every layer
+            v_score, trace, score = jax.tree.map(lambda a: a[None], project(vs[0]))
+        else:
+            v_score, trace, score = jax.vmap(project)(vs)
         norm = 0.5 * jnp.sum(score[0] ** 2)
         fit = norm if variance_reduced else 0.5 * jnp.mean(v_score**2)
         return fit + jnp.mean(trace), norm, jnp.mean(trace)
