@@ -45,9 +45,10 @@ def _tiny_image_files(name: str, directory: Path) -> str:
 def test_every_shipped_config_builds_through_the_experiment_layer(path, tmp_path):
     overrides = ["data.num_test=64"]
     name = load_config(str(path)).data.name
+    if name in ("digits", "mnist", "fashion_mnist", "cifar10"):  # images: small buffers
+        overrides += ["objective.buffer_size=64", "objective.num_chains=8"]
     if name in ("mnist", "fashion_mnist", "cifar10"):  # file-backed: tiny files, same format
-        overrides += [f"data.path={_tiny_image_files(name, tmp_path)}", "data.num_test=4",
-                      "objective.buffer_size=64", "objective.num_chains=8"]
+        overrides += [f"data.path={_tiny_image_files(name, tmp_path)}", "data.num_test=4"]
     cfg = load_config(str(path), overrides)
     run = experiment.build_run(cfg)
     batch = run.data.sample(jax.random.key(0), 4)
