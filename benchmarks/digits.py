@@ -234,8 +234,10 @@ def summary_table(results: dict) -> str:
 
 
 def render_markdown(payload: dict) -> str:
+    notes = payload["results"].get("notes", "")
     return summary_table(payload["results"]) + (
-        "\n\nEvery number (MMD ± stderr, coverage entropy, AIS ESS, metrics) is in the JSON.")
+        "\n\nEvery number (MMD ± stderr, coverage entropy, AIS ESS, metrics) is in the JSON."
+    ) + (f"\n\n{notes}" if notes else "")
 
 
 def main(argv=None):
