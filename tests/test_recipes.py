@@ -43,7 +43,7 @@ def trained():
 def test_recipe_config_loads(name):
     config = load_config(str(CONFIGS / f"digits_{name}.yaml"))
     assert (config.data.name, config.objective.name) == ("digits", RECIPES[name])
-    assert 100 <= config.train.num_steps <= 1000  # sized like digits_pcd.yaml
+    assert 100 <= config.train.num_steps <= 2000  # CPU-sized, like digits_pcd.yaml
     ladder = config.objective.ladder
     assert (ladder is not None) == (name in ("ncsn", "drl"))
     if ladder is not None:  # geometric, largest first, ending at sigma_min
