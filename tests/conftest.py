@@ -12,6 +12,28 @@ import pytest  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+def _share_compilations() -> None:
+    """One persistent compilation cache for the whole test run, shared by the xdist
+    workers: many tests compile the same small programs (the same tiny models and
+    configs), and a cache hit costs milliseconds. It lives in a fresh folder under the
+    system temp directory, named by the run (xdist's ``PYTEST_XDIST_TESTRUNUID``), so no
+    run reads another's programs and nothing is written to the repository or the user's
+    cache."""
+    import tempfile
+    from pathlib import Path
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"solo-{os.getpid()}"
+    path = Path(tempfile.gettempdir()) / f"jebm-test-xla-cache-{run}"
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+if os.environ.get("JEBM_TEST_CACHE", "1") == "1":
+    _share_compilations()
+
+
 @pytest.fixture
 def key():
     return jax.random.key(0)

@@ -53,12 +53,18 @@ def test_every_shipped_config_builds_through_the_experiment_layer(path, tmp_path
     run = experiment.build_run(cfg)
     batch = run.data.sample(jax.random.key(0), 4)
     assert batch.shape == (4, *run.data.event_shape)
-    energies = jax.vmap(run.model_energy_fn, in_axes=(None, 0))(run.initial_state.params, batch)
+    # One program each (eagerly, every op would compile a program of its own).
+    energies = jax.jit(jax.vmap(run.model_energy_fn, in_axes=(None, 0)))(
+        run.initial_state.params, batch)
     assert energies.shape == (4,) and bool(jnp.all(jnp.isfinite(energies)))
+
     # The run's own sampler takes a step on the model's log-density.
-    algorithm = run.sampler(logdensity_fn(run.model_energy_fn, run.initial_state.params))
-    state, _ = algorithm.step(jax.random.key(1), algorithm.init(batch[0]))
-    assert state.position.shape == run.data.event_shape
+    def one_step(params, x):
+        algorithm = run.sampler(logdensity_fn(run.model_energy_fn, params))
+        return algorithm.step(jax.random.key(1), algorithm.init(x))[0].position
+
+    position = jax.jit(one_step)(run.initial_state.params, batch[0])
+    assert position.shape == run.data.event_shape
 
 
 def test_registries_are_the_config_choice_lists():
