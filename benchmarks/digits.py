@@ -96,19 +96,14 @@ def _extra_rows(workdir: Path, summary: dict, net) -> dict:
     run = experiment.build_run(experiment.stored_config(workdir))
     state = experiment.restore_state(run, workdir)
     test = np.asarray(run.data.test)
-    from jebm.train import model_params
-
     # Ladders (NCSN, DRL): 10× the steps of the annealed / recovery schedule.
     steps = LONG_FACTOR * run.config.eval.sample_steps
     tic = time.perf_counter()
-    draws = experiment.sample_model(
-        run, model_params(state), jax.random.fold_in(run.eval_key, 1), NUM_SAMPLES, steps,
-        sampler=experiment.trained_sampler(run, state.objective_state))
+    draws = experiment.sample_trained(run, state, jax.random.fold_in(run.eval_key, 1),
+                                      NUM_SAMPLES, steps)
     rows = {"long": {**_quality_row(sample_quality.digit_sample_quality(net, draws, test)),
                      "sample_steps": steps, "seconds": time.perf_counter() - tic}}
-    buffer = getattr(state.objective_state, "samples", None)
-    if buffer is None:  # an adaptive-step PCD state wraps its buffer
-        buffer = getattr(getattr(state.objective_state, "buffer", None), "samples", None)
+    buffer = experiment.replay_samples(state.objective_state)
     if buffer is not None:
         rows["buffer"] = _quality_row(sample_quality.digit_sample_quality(
             net, np.asarray(buffer[:NUM_SAMPLES]), test))

@@ -143,6 +143,14 @@ def test_logit_space_pcd_on_digits_adapts_and_samples_with_the_adapted_step():
                                     sampler=sampler)
     assert draws.shape == (4, 8, 8) and bool(jnp.all((draws > 0) & (draws < 1)))
     assert experiment.trained_sampler(run) is None  # nothing adapted: the run's own
+    assert experiment.adapted_step_size(result.state.objective_state) == pytest.approx(
+        float(np.exp(log_h)))
+    # the buffer inside the adaptive state is found (the CLI's buffer.png)
+    assert experiment.replay_samples(result.state.objective_state) is (
+        result.state.objective_state.buffer.samples)
+    assert experiment.replay_samples(()) is None
+    draws = experiment.sample_trained(run, result.state, jax.random.key(1), 4, 3)
+    assert draws.shape == (4, 8, 8) and bool(jnp.all((draws > 0) & (draws < 1)))
 
 
 def test_logit_space_refuses_planar_data():

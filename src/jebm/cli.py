@@ -98,10 +98,8 @@ def _figures(run, state, out: Path, log_z: float | None = None) -> None:
     ev, name = run.config.eval, run.config.sampler.name
     if not run.data.planar:
         count = ev.grid_rows * ev.grid_rows
-        sampler = experiment.trained_sampler(run, state.objective_state)
-        draws = experiment.sample_model(run, model_params(state), run.sample_key,
-                                        min(ev.num_samples, count), ev.sample_steps,
-                                        sampler=sampler)
+        draws = experiment.sample_trained(run, state, run.sample_key,
+                                          min(ev.num_samples, count), ev.sample_steps)
         plotting.save_image_grid(out / "samples.png", draws, ev.grid_rows,
                                  title=experiment.sampling_label(run, ev.sample_steps))
         if run.joint is not None:  # a joint model: one class per row, in turn
@@ -115,7 +113,7 @@ def _figures(run, state, out: Path, log_z: float | None = None) -> None:
                                      "steps), one class per row")
         plotting.save_image_grid(out / "data.png", run.data.test[:count], ev.grid_rows,
                                  title="test images")
-        buffer = getattr(state.objective_state, "samples", None)
+        buffer = experiment.replay_samples(state.objective_state)
         if buffer is not None:
             plotting.save_image_grid(out / "buffer.png", buffer[:count], ev.grid_rows,
                                      title=f"replay buffer, step {int(state.step)}")
@@ -125,9 +123,8 @@ def _figures(run, state, out: Path, log_z: float | None = None) -> None:
     plotting.plot_densities(out / "energy.png", [learned, true],
                             [f"learned ({run.config.objective.name})",
                              f"true ({run.data.name})"], extent)
-    draws = experiment.sample_model(run, model_params(state), run.sample_key, ev.num_samples,
-                                    ev.sample_steps,
-                                    sampler=experiment.trained_sampler(run, state.objective_state))
+    draws = experiment.sample_trained(run, state, run.sample_key, ev.num_samples,
+                                      ev.sample_steps)
     data = jax.jit(run.data.sample, static_argnums=1)(run.sample_key, ev.num_samples)
     plotting.plot_samples(out / "samples.png", np.asarray(draws), reference=np.asarray(data),
                           energy_grid=energies, extent=extent,
@@ -346,9 +343,9 @@ def sample(
         state = experiment.restore_state(run, workdir)
         params, which = model_params(state), _which_params(state)
         energy_fn, sampler = run.model_energy_fn, sampler or cfg.sampler.name
-        adapted = getattr(state.objective_state, "log_step_size", None)
+        adapted = experiment.adapted_step_size(state.objective_state)
         if step_size is None and adapted is not None and sampler == cfg.sampler.name:
-            step_size = float(np.exp(adapted))  # the step size training adapted to
+            step_size = adapted  # the step size training adapted to
         scfg = experiment.retuned_sampler(cfg.sampler, sampler, step_size=step_size,
                                           num_integration_steps=num_integration_steps)
         x0 = experiment.initial_positions(run, k_init, num_chains)

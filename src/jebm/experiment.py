@@ -75,6 +75,9 @@ __all__ = [
     "initial_density",
     "initial_positions",
     "trained_sampler",
+    "adapted_step_size",
+    "replay_samples",
+    "sample_trained",
     "sample_model",
     "sample_conditional",
     "sampling_label",
@@ -801,10 +804,38 @@ def initial_positions(run: Run, key: PRNGKey, n: int) -> Array:
     return initial_density(run.config, run.data, run.base).sample(key, n)
 
 
+def adapted_step_size(objective_state: Any) -> float | None:
+    """The step size a PCD run with ``sampler.target_acceptance`` adapted to (read from
+    its objective state), or ``None`` when nothing was adapted.
+
+    Args:
+      objective_state: a trained state's ``objective_state``.
+
+    Returns:
+      ``exp(log h)`` as a float, or ``None``.
+    """
+    log_h = getattr(objective_state, "log_step_size", None)
+    return None if log_h is None else float(jnp.exp(log_h))
+
+
+def replay_samples(objective_state: Any) -> Array | None:
+    """The replay buffer's positions of a PCD-type objective state (plain, or wrapped
+    with an adapted step size), or ``None`` for objectives without a buffer.
+
+    Args:
+      objective_state: a trained state's ``objective_state``.
+
+    Returns:
+      ``(buffer_size, *event)`` positions, or ``None``.
+    """
+    buffer = getattr(objective_state, "buffer", objective_state)
+    return getattr(buffer, "samples", None)
+
+
 def trained_sampler(run: Run, objective_state: Any = None) -> Callable | None:
     """The run's sampler as training left it, for :func:`sample_model`'s ``sampler``:
-    with the adapted step size of a PCD run with ``sampler.target_acceptance`` (read from
-    its objective state); ``None`` (the model's own sampling) when nothing was adapted.
+    with the :func:`adapted_step_size` of a PCD run with ``sampler.target_acceptance``;
+    ``None`` (the model's own sampling) when nothing was adapted.
 
     Args:
       run: the :class:`Run`.
@@ -813,12 +844,33 @@ def trained_sampler(run: Run, objective_state: Any = None) -> Callable | None:
     Returns:
       ``factory(logdensity_fn) -> SamplingAlgorithm``, or ``None``.
     """
-    log_h = getattr(objective_state, "log_step_size", None)
-    if log_h is None:
+    step_size = adapted_step_size(objective_state)
+    if step_size is None:
         return None
-    step_size = float(jnp.exp(log_h))
     return lambda logdensity_fn, **overrides: run.sampler(
         logdensity_fn, **{"step_size": step_size, **overrides})
+
+
+def sample_trained(run: Run, state: Any, key: PRNGKey, num_chains: int,
+                   num_steps: int) -> Array:
+    """:func:`sample_model` of a trained :class:`~jebm.train.TrainState`: its
+    :func:`~jebm.train.model_params` (the EMA when kept), with the
+    :func:`trained_sampler` (the adapted step size, if any).
+
+    Args:
+      run: the :class:`Run`.
+      state: the trained state.
+      key: PRNG key of the starting positions and the transitions.
+      num_chains: independent chains (static).
+      num_steps: transitions per chain (static).
+
+    Returns:
+      ``(num_chains, *event_shape)`` final positions.
+    """
+    from jebm.train import model_params
+
+    return sample_model(run, model_params(state), key, num_chains, num_steps,
+                        sampler=trained_sampler(run, state.objective_state))
 
 
 def sample_model(run: Run, params: PyTree, key: PRNGKey, num_chains: int, num_steps: int,
