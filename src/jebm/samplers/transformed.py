@@ -108,8 +108,9 @@ def _logit(x: Array) -> Array:
 
 
 def _log_det_sigmoid(z: Array) -> Array:
-    # log σ′(z) = −softplus(z) − softplus(−z), overflow-free
-    return -jnp.sum(jax.nn.softplus(z) + jax.nn.softplus(-z))
+    from jebm.energy import _log_abs_dsigmoid  # log σ′(z), the one the logit energy uses
+
+    return jnp.sum(_log_abs_dsigmoid(z))
 
 
 def logit_space(factory: SamplerFactory) -> SamplerFactory:
