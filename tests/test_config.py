@@ -190,6 +190,7 @@ def test_new_fields_default_to_the_old_behaviour():
         ("model.spectral_norm_steps=0", r"model\.spectral_norm_steps must be > 0"),
         ("model.dtype=float64", r"model\.dtype must be one of \('float32', 'bfloat16'\)"),
         ("train.ema_decay=1", r"train\.ema_decay must be 0 \(off\) or in \(0, 1\)"),
+        ("train.devices=-1", r"train\.devices must be >= 0"),
     ],
 )
 def test_bad_image_field_names_the_field(override, message):

@@ -11,7 +11,7 @@ from flax import nnx
 
 from jebm import config as config_module
 from jebm import evaluation, experiment
-from jebm.config import load_config
+from jebm.config import Config, apply_overrides, load_config
 from jebm.energy import from_nnx, logdensity_fn
 from jebm.samplers import SAMPLERS
 
@@ -157,3 +157,11 @@ def test_logit_space_refuses_planar_data():
     cfg = load_config(None, ["sampler.space=logit"])
     with pytest.raises(ValueError, match=r"sampler\.space=logit.*8gaussians lives on R\^2"):
         experiment.build_run(cfg)
+
+
+def test_training_devices_on_one_device():
+    # 0 takes what divides the batch and the chains (here: the one device); a count
+    # beyond the devices there are is refused by name (8-device checks: tests/parallel).
+    assert experiment.training_devices(Config()) == 1
+    with pytest.raises(ValueError, match=r"train\.devices=2, but there are only 1"):
+        experiment.training_devices(apply_overrides(Config(), ["train.devices=2"]))

@@ -231,7 +231,9 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_config(cfg))
     _write_json(out / "run.json", {"seed": cfg.train.seed, "versions": _versions(),
-                                   "device": str(jax.devices()[0]), "argv": sys.argv[1:],
+                                   "device": str(jax.devices()[0]),
+                                   "devices": experiment.training_devices(cfg),
+                                   "argv": sys.argv[1:],
                                    "from": provenance})
     periodic = jax.jit(evaluation.periodic_eval_fn(run))
     result = experiment.train_run(run, out, progress=progress, origin=origin,
@@ -448,9 +450,11 @@ def main(argv: list[str] | None = None) -> None:
         ``["train", "--config", "configs/8gaussians_pcd.yaml"]``; ``None`` reads
         ``sys.argv[1:]``. ``--from`` is accepted for ``--from-checkpoint``.
     """
-    if argv is None:  # the console script: keep compiled programs between runs
+    if argv is None:  # the console script: keep compiled programs, use every CPU core
         from jebm._cache import enable_compilation_cache
+        from jebm.parallel import use_cpu_cores
 
+        use_cpu_cores()
         enable_compilation_cache()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("--version", "-V"):

@@ -439,6 +439,14 @@ class TrainConfig:
         ``jebm sample``/``jebm evaluate`` use (``summary.json`` says ``"params": "ema"``).
         The objective keeps training (and PCD keeps sampling) with the raw parameters.
         ``β = 0.999`` averages over about the last ``1 / (1 − β) = 1000`` updates.
+      devices: data-parallel training over this many devices of the default backend
+        (:func:`jebm.parallel.data_parallel_train_step`: the batch and the objective's
+        chains and buffer are split, the parameters replicated); ``0`` (default) takes
+        the most devices, up to all of them, that divide ``data.batch_size`` and
+        ``objective.num_chains``. Sharding changes where the update runs, not what it
+        computes: results agree with a one-device run up to float summation order.
+        ``jebm train`` exposes a CPU's cores as devices (:func:`jebm.parallel.use_cpu_cores`),
+        so on a CPU it uses every core.
     """
 
     _section: ClassVar[str] = "train"
@@ -450,11 +458,12 @@ class TrainConfig:
     keep_checkpoints: int = 3
     eval_every: int = 500
     ema_decay: float = 0.0
+    devices: int = 0
 
     def __post_init__(self):
         _positive(self, "num_steps", "chunk_size", "log_every", "checkpoint_every",
                   "keep_checkpoints")
-        _positive(self, "seed", "eval_every", allow_zero=True)
+        _positive(self, "seed", "eval_every", "devices", allow_zero=True)
         _require(self.ema_decay == 0.0 or 0.0 < self.ema_decay < 1.0, "train.ema_decay",
                  "must be 0 (off) or in (0, 1)", self.ema_decay)
 

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jebm import densities
+from jebm import densities, parallel
 from jebm.config import Config, SamplerConfig, config_to_dict, load_config
 from jebm.densities import Density
 from jebm.energy import with_base
@@ -83,6 +83,7 @@ __all__ = [
     "sampling_label",
     "RESUMABLE",
     "health_config",
+    "training_devices",
     "train_run",
     "restore_state",
     "SamplingTarget",
@@ -465,16 +466,30 @@ def _jem(config, energy_fn, sampler, data, noise_key, joint, base):
 # ------------------------------------------------------------------- sampling a model
 
 
+def _chain_spread(num_chains: int) -> Callable:
+    """``x0 -> x0`` split over the most devices that divide ``num_chains`` (identity on
+    one device): chains are independent, so each device runs its share and the draws do
+    not change (partitionable Threefry)."""
+    devices = max(d for d in range(1, len(jax.devices()) + 1) if num_chains % d == 0)
+    if devices == 1:
+        return lambda x0: x0
+    sharding = parallel.chain_sharding(parallel.make_mesh(num_chain_devices=devices,
+                                                          num_data_devices=1))
+    return lambda x0: jax.lax.with_sharding_constraint(x0, sharding)
+
+
 def _sample_chains(run, params, key, num_chains: int, num_steps: int, sampler):
     """The run's sampler (or ``sampler``) on ``run.model_energy_fn`` from the initial
     positions: energy models."""
     from jebm.energy import logdensity_fn
     from jebm.samplers import run_chains
 
+    spread = _chain_spread(num_chains)
+
     def draw(key, params):  # one program: the starting draws and the chains
         algorithm = (sampler or run.sampler)(logdensity_fn(run.model_energy_fn, params))
         k_init, k_run = jax.random.split(key)
-        x0 = initial_positions(run, k_init, num_chains)
+        x0 = spread(initial_positions(run, k_init, num_chains))
         return run_chains(k_run, algorithm, x0, num_steps, keep_trace=False).state.position
 
     return jax.jit(draw)(key, params)
@@ -966,7 +981,41 @@ def sampling_label(run: Run, num_steps: int) -> str:
 # Config fields that may differ between a run and its resumption: they change neither the
 # parameters nor how results are computed (train.num_steps may only grow: an extension).
 RESUMABLE = ("train.chunk_size", "train.log_every", "train.eval_every",
-             "train.checkpoint_every", "train.keep_checkpoints", "train.num_steps")
+             "train.checkpoint_every", "train.keep_checkpoints", "train.num_steps",
+             "train.devices")
+
+
+def training_devices(config: Config) -> int:
+    """How many devices ``config``'s training is split over (``train.devices``).
+
+    ``0`` takes the most of the default backend's devices that divide both
+    ``data.batch_size`` and ``objective.num_chains``; a positive count is used as given.
+
+    Args:
+      config: the experiment :class:`Config`.
+
+    Returns:
+      The device count (1: no data parallelism).
+
+    Raises:
+      ValueError: if ``train.devices`` exceeds the devices there are or does not divide
+        the batch size and the chain count.
+    """
+    available = len(jax.devices())
+    sizes = {"data.batch_size": config.data.batch_size,
+             "objective.num_chains": config.objective.num_chains}
+    wanted = config.train.devices
+    if wanted == 0:
+        return max(d for d in range(1, available + 1)
+                   if all(size % d == 0 for size in sizes.values()))
+    if wanted > available:
+        raise ValueError(f"train.devices={wanted}, but there are only {available} "
+                         f"{jax.default_backend()} devices (0 uses what there is).")
+    for name, size in sizes.items():
+        if size % wanted:
+            raise ValueError(f"train.devices={wanted} does not divide {name}={size}; "
+                             "data parallelism splits it evenly over the devices.")
+    return wanted
 
 
 def health_config(config: Config):
@@ -993,7 +1042,8 @@ def health_config(config: Config):
 
 def train_run(run: Run, workdir: str | Path | None = None, *, progress: bool = False,
               eval_fn: Callable | None = None, **loop_options):
-    """Train ``run`` with its config's loop settings (:func:`jebm.train.train_loop`).
+    """Train ``run`` with its config's loop settings (:func:`jebm.train.train_loop`),
+    data-parallel over :func:`training_devices` devices.
 
     The whole config is the run's identity in its checkpoints: resuming with a config that
     differs outside :data:`RESUMABLE` raises ``CheckpointError``; ``config.health`` sets the
@@ -1023,8 +1073,12 @@ def train_run(run: Run, workdir: str | Path | None = None, *, progress: bool = F
         options["checkpoint_every"] = None
     options.update(loop_options)
     step = make_train_step(run.objective, run.optimizer, ema_decay=tc.ema_decay)
-    return train_loop(run.train_key, run.initial_state, step, run.batches,
-                      workdir=workdir, **options)
+    state, devices = run.initial_state, training_devices(cfg)
+    if devices > 1:
+        mesh = parallel.make_mesh(num_chain_devices=1, num_data_devices=devices)
+        step = parallel.data_parallel_train_step(step, mesh)
+        state = parallel.shard_train_state(state, mesh)
+    return train_loop(run.train_key, state, step, run.batches, workdir=workdir, **options)
 
 
 def restore_state(run: Run, workdir: str | Path, step: int | None = None):

@@ -59,6 +59,7 @@ __all__ = [
     "shard_train_state",
     "data_parallel_train_step",
     "initialize",
+    "use_cpu_cores",
     "host_key",
     "host_slice",
     "global_batch",
@@ -368,6 +369,41 @@ def data_parallel_train_step(train_step: Callable, mesh: Mesh) -> Callable:
         return state, metrics
 
     return step
+
+
+def use_cpu_cores(num_devices: int | None = None) -> int | None:
+    """Expose the host's CPU cores as that many JAX CPU devices, for data parallelism.
+
+    XLA runs one CPU program on about one core when its matrices are small (a batch of
+    256 through a 128-wide MLP: its multi-threaded Eigen kernels gain nothing there), so
+    a 2-core machine leaves a core idle. Split over one CPU device per core, the same
+    update runs on every core (:func:`data_parallel_train_step`); ``jebm train`` does
+    this by default (``train.devices``). Call it before anything initialises JAX's
+    backends (the first computation does); it changes nothing when the device count
+    is already configured (``JAX_NUM_CPU_DEVICES``, ``jax_num_cpu_devices``, or
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``), when the backends
+    are up, or on machines whose default backend is an accelerator (whose devices
+    the mesh then uses; the CPU devices sit idle).
+
+    Args:
+      num_devices: CPU devices to create; default the cores this process may run on
+        (``os.sched_getaffinity``, else ``os.cpu_count()``).
+
+    Returns:
+      The CPU device count set, or ``None`` if it was left as it was.
+    """
+    if (jax.config.jax_num_cpu_devices >= 0
+            or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+        return None
+    if num_devices is None:
+        affinity = getattr(os, "sched_getaffinity", None)
+        num_devices = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    check_int("num_devices", num_devices)
+    try:
+        jax.config.update("jax_num_cpu_devices", num_devices)
+    except RuntimeError:  # the backends are already up: their device count stays
+        return None
+    return num_devices
 
 
 def initialize(distributed: bool = False, **kwargs: Any) -> tuple[int, int]:

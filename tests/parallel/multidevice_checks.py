@@ -284,6 +284,43 @@ def loop_checks():
         require(tuple(parallel.state.objective_state.samples.sharding.spec) == ("data",), "")
         return f"max_abs_diff={tree_close(parallel.state, single.state)}"
 
+    @check("experiment_train_devices")
+    def _():
+        from jebm import experiment
+        from jebm.config import Config, apply_overrides
+
+        require(par.use_cpu_cores() is None, "the device count was configured already")
+        small = ["model.hidden=[8]", "data.batch_size=64", "objective.num_chains=32",
+                 "objective.buffer_size=64", "train.num_steps=2", "train.chunk_size=2",
+                 "sampler.num_steps=2"]
+        states = {}
+        for devices in (0, 1):
+            cfg = apply_overrides(Config(), [*small, f"train.devices={devices}"])
+            states[devices] = experiment.train_run(experiment.build_run(cfg)).state
+            # 0: the most devices dividing the batch (64) and the chains (32): all 8
+            require(experiment.training_devices(cfg) == (devices or NUM_DEVICES),
+                    f"train.devices={devices} -> {experiment.training_devices(cfg)}")
+        buffer = states[0].objective_state.samples
+        require(len(buffer.sharding.device_set) == NUM_DEVICES, f"{buffer.sharding}")
+        try:
+            experiment.training_devices(apply_overrides(Config(), ["train.devices=3"]))
+        except ValueError as err:
+            require("train.devices=3" in str(err) and "data.batch_size" in str(err), str(err))
+        else:
+            require(False, "train.devices=3 with batch 256 was accepted")
+        # the model's draws: chains split over the devices, the same draws as one device
+        run, params = experiment.build_run(cfg), states[0].params
+        spread = experiment.sample_model(run, params, jax.random.key(3), 16, 3)
+        require(len(spread.sharding.device_set) == NUM_DEVICES, f"{spread.sharding}")
+        whole = experiment._chain_spread
+        experiment._chain_spread = lambda n: (lambda x0: x0)
+        try:
+            alone = experiment.sample_model(run, params, jax.random.key(3), 16, 3)
+        finally:
+            experiment._chain_spread = whole
+        return (f"max_abs_diff={tree_close(states[0], states[1])}, "
+                f"draws {tree_close(spread, alone)}")
+
 
 def restore_checks():
     mesh = par.make_mesh(num_data_devices=NUM_DEVICES)

@@ -91,9 +91,11 @@ def test_data_parallel_training_equals_single_device(multidevice):
 @pytest.mark.slow
 def test_train_loop_data_parallel_equals_single_device(tmp_path):
     # train_loop with the data-parallel step (batches drawn inside the jitted chunk)
-    # ends at the one-device result up to float reduction order.
+    # ends at the one-device result up to float reduction order; so does the experiment
+    # layer's train_run with train.devices=0 (all 8 devices) against train.devices=1, and
+    # sample_model's chains, split over the devices, give the one-device draws exactly.
     _assert_all_ok(_results(_run("loop", 8, tmp_path), tmp_path / "loop.json"),
-                   {"train_loop_data_parallel"})
+                   {"train_loop_data_parallel", "experiment_train_devices"})
 
 
 @pytest.mark.parametrize("num_devices", [4, 1])
@@ -190,3 +192,28 @@ def test_save_and_restore_sharded_round_trip(tmp_path, key):
     np.testing.assert_array_equal(restored["x"], tree["x"])
     assert int(restored["n"]) == 3
     np.testing.assert_array_equal(jax.random.key_data(restored["key"]), jax.random.key_data(key))
+
+
+_CORES_CHILD = """
+import sys, jax
+from jebm.parallel import use_cpu_cores
+if sys.argv[1] == "late":  # a computation first: the backend is up
+    jax.numpy.zeros(1).block_until_ready()
+    print(use_cpu_cores(2), len(jax.devices("cpu")))
+else:
+    print(use_cpu_cores(3), use_cpu_cores(), len(jax.devices("cpu")))
+"""
+
+
+@pytest.mark.parametrize(("when", "extra_env", "expected"), [
+    ("fresh", {}, "3 None 3"),  # set once; a second call (now configured) leaves it
+    ("fresh", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, "None None 2"),
+    ("late", {}, "None 1"),
+])
+def test_use_cpu_cores_sets_the_count_only_when_nobody_has(when, extra_env, expected):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env.update(JAX_PLATFORMS="cpu", **extra_env)
+    out = subprocess.run([sys.executable, "-c", _CORES_CHILD, when], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == expected
