@@ -31,9 +31,10 @@ point, on ``stop_gradient(params)``. Its value is no convergence signal (as for 
     ``σ_i`` models the data smoothed at ``σ_i``, ``x_i = x + σ_i ε``, and is trained
     through ``p(x_i | x_{i+1}) ∝ exp(−E(x_i, σ_i) − ‖x_{i+1} − x_i‖²/(2δ_i²))`` with the
     next level up ``x_{i+1} = x_i + δ_i ε′``, ``δ_i² = σ_{i+1}² − σ_i²``. Each conditional
-    moves only one rung (``δ_i`` is of the order of ``σ_{i+1}``, where ``p_{σ_i}`` is
-    smooth), so a short Langevin run from ``x_{i+1}`` samples it well, and sampling is the
-    ancestral chain ``x_{L−1} → … → x_0`` that training saw. The top level ``σ_{L−1}`` has
+    moves only one rung: for a ladder of modest ratio ``δ_i`` is comparable to ``σ_i``, the
+    scale on which ``p_{σ_i}`` varies, so the conditional is close to a Gaussian and a short
+    Langevin run from ``x_{i+1}`` samples it well; sampling is the ancestral chain
+    ``x_{L−1} → … → x_0`` that training saw. The top level ``σ_{L−1}`` has
     no energy of its own: its marginal is taken as given (the sampler's ``initial``).
 
 The Langevin step of each chain scales with its level, ``h = step_scale · σ²`` (``δ_i²`` in
