@@ -223,6 +223,10 @@ class ObjectiveConfig:
       stabilizer: ed: the weight ``w`` of the data point among its negatives.
       step_scale: drl: Langevin step size relative to ``sigma²`` (``sampler.num_steps``
         steps per update, and per level when sampling a ladder).
+      drl_form: drl over a ladder: ``clean`` (every level models the clean data through
+        ``p(x | x + σ_i ε)``) or ``diffusion`` (Gao et al.'s chain: level ``σ_i`` models
+        the data smoothed at ``σ_i`` through ``p(x_i | x_{i+1})``, one rung up); see
+        :mod:`jebm.objectives.recovery_likelihood`.
       sigma_max: dsm/drl: the largest level of a geometric noise ladder.
       sigma_min: dsm/drl: its smallest level.
       num_levels: dsm/drl: its number of levels ``L >= 2``, ``σ_i = σ_max (σ_min /
@@ -259,6 +263,7 @@ class ObjectiveConfig:
     num_negatives: int = 16
     stabilizer: float = 1.0
     step_scale: float = 0.1
+    drl_form: str = "clean"
     sigma_max: float | None = None
     sigma_min: float | None = None
     num_levels: int | None = None
@@ -308,6 +313,9 @@ class ObjectiveConfig:
     def __post_init__(self):
         _choice(self, "name", _registry("OBJECTIVES"))
         _choice(self, "noise", _registry("DENSITIES"))
+        from jebm.objectives.recovery_likelihood import FORMS
+
+        _choice(self, "drl_form", FORMS)
         _positive(self, "buffer_size", "num_projections", "sigma", "noise_ratio",
                   "num_negatives", "step_scale")
         _positive(self, "stabilizer", allow_zero=True)
@@ -320,6 +328,9 @@ class ObjectiveConfig:
                  f"must be < objective.init_high ({self.init_high})", self.init_low)
         _positive(self, "generative_weight", allow_zero=True)
         self._check_ladder()
+        _require(self.drl_form == "clean" or self.ladder is not None, "objective.drl_form",
+                 "diffusion needs a noise ladder (objective.sigmas, or sigma_max, sigma_min "
+                 "and num_levels)", self.drl_form)
 
 
 @dataclass(frozen=True)

@@ -468,7 +468,11 @@ def _recipe_extras(run, params, feature_cache, objective_state=None) -> dict:
         what = {"dsm": "DSM fits E(x, sigma) to the data smoothed by N(0, sigma^2 I), so "
                        "this is a model of the smoothed data",
                 "drl": "recovery likelihood fits each level's E(x, sigma) to the clean data "
-                       "through p(x | x + sigma eps), at small sigma only near the data"}
+                       "through p(x | x + sigma eps), at small sigma only near the data"
+                       if obj.drl_form == "clean" else
+                       "diffusion recovery likelihood fits E(x, sigma_i) to the data smoothed "
+                       "by N(0, sigma_i^2 I) through p(x_i | x_{i+1}), so this is a model "
+                       "of the smoothed data"}
         extra["test_nll_model"] = (
             f"exp(-E(x, sigma_min={min(obj.ladder):.4g})) on [0, 1]^{d}, the "
             "noise-conditional energy at its smallest level normalised by AIS; "

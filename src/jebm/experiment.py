@@ -452,8 +452,10 @@ def _ed(config, energy_fn, sampler, data, noise_key, joint, base):
 def _drl(config, energy_fn, sampler, data, noise_key, joint, base):
     from jebm.objectives import recovery_likelihood
 
+    levels = _levels(config)
+    form = {"form": config.objective.drl_form} if "sigmas" in levels else {}
     return recovery_likelihood(energy_fn, num_steps=config.sampler.num_steps,
-                               step_scale=config.objective.step_scale, **_levels(config))
+                               step_scale=config.objective.step_scale, **levels, **form)
 
 
 def _jem(config, energy_fn, sampler, data, noise_key, joint, base):
@@ -499,6 +501,13 @@ def _steps_per_level(num_steps: int, num_levels: int) -> int:
     return max(1, num_steps // num_levels)
 
 
+def _sampled_levels(objective) -> int:
+    """How many levels a ladder's sampler runs chains at: all of them, except a
+    diffusion-form DRL ladder, whose top level has no conditional (``L − 1``)."""
+    diffusion = objective.name == "drl" and objective.drl_form == "diffusion"
+    return len(objective.ladder) - 1 if diffusion else len(objective.ladder)
+
+
 def _sample_annealed(run, params, key, num_chains: int, num_steps: int, sampler):
     """A noise ladder trained by DSM (NCSN): annealed Langevin dynamics down the ladder,
     ``num_steps // L`` steps per level with ``ε = sampler.step_size`` at ``σ_min``."""
@@ -521,18 +530,20 @@ def _sample_annealed(run, params, key, num_chains: int, num_steps: int, sampler)
 
 def _sample_recovery(run, params, key, num_chains: int, num_steps: int, sampler):
     """A noise ladder trained by recovery likelihood: :func:`jebm.objectives.recovery_sample`
-    down the ladder, ``num_steps // L`` conditional Langevin steps per level."""
-    ladder = run.config.objective.ladder
+    down the ladder in the form it was trained, ``num_steps`` split evenly over the levels
+    that run chains (``L``, or ``L − 1`` in the diffusion form)."""
+    obj = run.config.objective
+    ladder = obj.ladder
     if ladder is None or sampler is not None:
         return _sample_chains(run, params, key, num_chains, num_steps, sampler)
     from jebm.objectives import recovery_sample
 
-    per_level = _steps_per_level(num_steps, len(ladder))
+    per_level = _steps_per_level(num_steps, _sampled_levels(obj))
     k_init, k_run = jax.random.split(key)
     x0 = initial_positions(run, k_init, num_chains)
     return jax.jit(lambda k, p, x: recovery_sample(
         k, p, x, energy_fn=run.energy_fn, sigmas=jnp.asarray(ladder, jnp.float32),
-        num_steps=per_level, step_scale=run.config.objective.step_scale))(k_run, params, x0)
+        num_steps=per_level, step_scale=obj.step_scale, form=obj.drl_form))(k_run, params, x0)
 
 
 def _at_smallest_level(config, energy_fn):
@@ -900,8 +911,8 @@ def sample_model(run: Run, params: PyTree, key: PRNGKey, num_chains: int, num_st
       (:func:`jebm.samplers.annealed_langevin`) over the ladder, ``num_steps // L`` steps
       per level (at least one), ``ε = sampler.step_size`` the step at ``σ_min``.
     * ``drl`` with a noise ladder: :func:`jebm.objectives.recovery_sample` down the
-      ladder, ``num_steps // L`` conditional Langevin steps per level with step
-      ``objective.step_scale · σ²``.
+      ladder in ``objective.drl_form``, ``num_steps // L`` conditional Langevin steps per
+      level (``// (L − 1)`` in the diffusion form) with step ``objective.step_scale · σ²``.
 
     A ``sampler`` given explicitly always runs plain chains on ``run.model_energy_fn``
     (for a ladder, the energy at ``σ_min``). It jits the chains itself.
@@ -970,8 +981,8 @@ def sampling_label(run: Run, num_steps: int) -> str:
     obj = run.config.objective
     ladder = obj.ladder
     if ladder is not None and obj.name in ("dsm", "drl"):
-        per_level = _steps_per_level(num_steps, len(ladder))
-        how = "annealed Langevin" if obj.name == "dsm" else "recovery sampling"
+        per_level = _steps_per_level(num_steps, _sampled_levels(obj))
+        how = "annealed Langevin" if obj.name == "dsm" else f"recovery sampling ({obj.drl_form})"
         return (f"{how}, {len(ladder)} levels σ {max(ladder):.3g} → {min(ladder):.3g} "
                 f"({per_level} steps each)")
     start = "the base" if run.base is not None else "noise"

@@ -14,6 +14,12 @@ both zero at ``(m, v) = (μ, s²)``: the data Gaussian is the optimum. The chain
 (exact in stationarity) with 60 steps of size 0.6·σ² from ``x̃``; the conditional has
 ``τ ≈ 0.6`` and the start is ``≲ 2τ`` from ``c``, so after 60 steps the remaining
 bias is far below the Monte Carlo error (checked directly in the first test).
+
+Diffusion form, ladder ``(σ_0, σ_1)``: one rung, positives ``x_0 = x + σ_0 ε ~ N(μ, s² + σ_0²)``
+and chains from ``x_1 = x_0 + δε′``, ``δ² = σ_1² − σ_0²``. The noise-conditional model
+``E(θ, x, σ) = (x − m)²/(2(v + σ²))`` is at level ``σ_0`` a Gaussian of variance
+``w = v + σ_0²``, so the same formulas hold with ``s² → s² + σ_0²``, ``σ → δ``, ``v → w``
+(and ``∂w/∂v = 1``): the optimum is again ``(μ, s²)``.
 """
 
 import functools
@@ -37,11 +43,22 @@ def energy(theta, x):
     return jnp.sum((x - m) ** 2) / (2 * v)
 
 
-def expected_gradient(m, v):
-    t2 = 1.0 / (1.0 / v + 1.0 / SIGMA**2)
+# The diffusion-form ladder: δ² = 0.8² − 0.4² = 0.48, δ ≈ 0.69 ≈ SIGMA, so the chains mix
+# as in the clean case (τ ≈ 0.61 at the optimum).
+SIGMA_LO, SIGMA_HI = 0.4, 0.8
+DELTA = math.sqrt(SIGMA_HI**2 - SIGMA_LO**2)
+
+
+def noise_conditional_energy(theta, x, sigma):
+    m, v = theta
+    return jnp.sum((x - m) ** 2) / (2 * (v + sigma**2))
+
+
+def expected_gradient(m, v, s2=S2, sigma=SIGMA):
+    t2 = 1.0 / (1.0 / v + 1.0 / sigma**2)
     gap = (MU - m) ** 2
     dm = (m - MU) * t2 / v**2
-    dv = (t2 + t2**2 * (S2 + SIGMA**2 + gap) / SIGMA**4 - (S2 + gap)) / (2 * v**2)
+    dv = (t2 + t2**2 * (s2 + sigma**2 + gap) / sigma**4 - (s2 + gap)) / (2 * v**2)
     return np.array([dm, dv])
 
 
@@ -86,6 +103,60 @@ def test_gradient_matches_closed_form(theta):
                                          4000))  # fmt: skip
     se = grads.std(0) / math.sqrt(len(grads))
     np.testing.assert_array_less(np.abs(grads.mean(0) - expected_gradient(*theta)), 4 * se)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def per_example_grads_diffusion(theta, key, n):
+    k_data, k_loss = jax.random.split(key)
+    x = MU + math.sqrt(S2) * jax.random.normal(k_data, (n, 1, 1))
+
+    def one(xi, k):
+        return jax.grad(lambda th: recovery_likelihood_loss(
+            th, k, xi, energy_fn=noise_conditional_energy, num_steps=NUM_STEPS,
+            step_scale=STEP_SCALE, sigmas=jnp.array([SIGMA_HI, SIGMA_LO]), sampler=mala,
+            form="diffusion")[0])(theta)  # fmt: skip
+
+    return jax.vmap(one)(x, jax.random.split(k_loss, n))
+
+
+@pytest.mark.parametrize(
+    "theta",
+    [pytest.param((MU, S2), id="optimum"), pytest.param((MU + 0.8, S2), id="mean-off"),
+     pytest.param((MU, 0.4 * S2), id="too-narrow")],
+)  # fmt: skip
+def test_diffusion_form_gradient_matches_closed_form(theta):
+    # As above on the rung σ_0 → σ_1 (module docstring); 4000 triples, 4 SE. A chain that
+    # conditioned on x + σ_0 ε (the clean form's pairs) or read E at δ would miss these.
+    m, v = theta
+    expected = expected_gradient(m, v + SIGMA_LO**2, s2=S2 + SIGMA_LO**2, sigma=DELTA)
+    grads = np.asarray(per_example_grads_diffusion(jnp.asarray(theta, jnp.float32),
+                                                   jax.random.key(4), 4000))  # fmt: skip
+    se = grads.std(0) / math.sqrt(len(grads))
+    np.testing.assert_array_less(np.abs(grads.mean(0) - expected), 4 * se)
+
+
+@pytest.mark.parametrize("form", ["clean", "diffusion"])
+def test_recovery_sample_from_the_top_marginal(form):
+    # The exact model (m, v) = (μ, s²), chains started at the data noised at σ_max, i.e.
+    # N(μ, s² + σ_max²). Clean form, ladder (1.0,): one recovery from that noised point gives
+    # N(μ, s²) exactly (noising the start once more would give variance
+    # τ² + (s²/(s² + σ²))²(s² + 2σ²) = 1.86, not 1.5). Diffusion form, ladder (0.8, 0.4):
+    # one ancestral step gives the level-0.4 marginal N(μ, s² + 0.16). 4000 chains, 4 SE as
+    # in test_ladder_and_recovery_sample.
+    if form == "clean":
+        sigmas, fn, target = jnp.array([1.0]), lambda p, x, s: energy(p, x), S2
+    else:
+        sigmas, fn, target = jnp.array([SIGMA_HI, SIGMA_LO]), noise_conditional_energy, (
+            S2 + SIGMA_LO**2)  # fmt: skip
+    n = 4000
+    start = MU + math.sqrt(S2 + float(jnp.max(sigmas)) ** 2) * jax.random.normal(
+        jax.random.key(5), (n, 1))  # fmt: skip
+    sample = jax.jit(functools.partial(
+        recovery_sample, energy_fn=fn, sigmas=sigmas, num_steps=NUM_STEPS,
+        step_scale=STEP_SCALE, sampler=mala, form=form))  # fmt: skip
+    out = np.asarray(sample(jax.random.key(6), jnp.array([MU, S2]), start))[:, 0]
+    assert abs(out.mean() - MU) < 4 * math.sqrt(target / n)
+    assert abs(out.var() - target) < 4 * target * math.sqrt(2 / n)
 
 
 def test_sign_descent_moves_towards_the_data():
@@ -134,3 +205,10 @@ def test_objective_wrapper_and_validation(key):
         recovery_likelihood(energy, num_steps=0, step_scale=0.5, sigma=0.1)
     with pytest.raises(ValueError, match="step_scale"):
         recovery_likelihood(energy, num_steps=1, step_scale=0.0, sigma=0.1)
+    with pytest.raises(ValueError, match="form must be one of"):
+        recovery_likelihood(energy, num_steps=1, step_scale=0.5, sigma=0.1, form="vp")
+    with pytest.raises(ValueError, match="needs a ladder sigmas"):
+        recovery_likelihood(energy, num_steps=1, step_scale=0.5, sigma=0.1, form="diffusion")
+    with pytest.raises(ValueError, match=">= 2 levels"):
+        recovery_likelihood(energy, num_steps=1, step_scale=0.5, sigmas=jnp.array([0.1]),
+                            form="diffusion")  # fmt: skip
