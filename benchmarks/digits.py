@@ -65,7 +65,7 @@ FULL_OVERRIDES = {
     "digits_pcd_mala": [],  # lr 2e-4 for 600 updates is the recipe; longer is untested
     "digits_nce": [],
     "digits_ed": ["train.num_steps=3000"],
-    "digits_jem": ["train.num_steps=3000"],  # 1500 in the config
+    "digits_jem": ["train.num_steps=3000"],  # 1200 in the config
     "digits_ncsn": ["train.num_steps=4000"],
     "digits_drl": ["train.num_steps=3000"],
 }

@@ -156,10 +156,15 @@ def test_sampler_space_and_adaptation_need_their_context():
         apply_overrides(Config(), ["sampler.space=logit", "sampler.bounds=[0, 1]"])
     with pytest.raises(ValueError, match=r"target_acceptance needs a Metropolis-adjusted"):
         apply_overrides(Config(), ["sampler.name=ula", "sampler.target_acceptance=0.6"])
-    with pytest.raises(ValueError, match=r"objective\.name=pcd only \(set it to null for nce"):
+    with pytest.raises(ValueError, match=r"objective\.name in \('pcd', 'jem'\) only \(set it "
+                                         r"to null for nce"):
         apply_overrides(Config(), [*base, "objective.name=nce", "sampler.target_acceptance=0.6"])
     adapted = apply_overrides(Config(), [*base, "sampler.target_acceptance=0.6"])
     assert adapted.sampler.target_acceptance == 0.6
+    jem = ["objective.name=jem", "model.kind=joint_conv", "model.hidden=[8]", "data.name=digits",
+           "model.base=logit_gaussian", "sampler.space=logit"]
+    adapted = apply_overrides(Config(), [*base, *jem, "sampler.target_acceptance=0.6"])
+    assert (adapted.objective.name, adapted.sampler.target_acceptance) == ("jem", 0.6)
 
 
 def test_new_fields_default_to_the_old_behaviour():

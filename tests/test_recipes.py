@@ -77,13 +77,87 @@ def test_jem_trains_on_labels_and_reports_accuracy(trained):
     logits = jax.vmap(run.joint.logits_fn, in_axes=(None, 0))(params, run.data.test)
     expected = np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(run.data.test_labels))
     assert out["accuracy"] == pytest.approx(expected)
-    # the marginal energy is -logsumexp of the logits (JEM's E(x))
+    # the marginal energy is -logsumexp of the logits (JEM's E(x)) minus the base's log q
+    log_q = jax.vmap(run.base.log_prob)(run.data.test[:4])
     np.testing.assert_allclose(
         jax.vmap(run.model_energy_fn, in_axes=(None, 0))(params, run.data.test[:4]),
-        -jax.nn.logsumexp(logits[:4], axis=-1), rtol=1e-5, atol=1e-5)
+        -jax.nn.logsumexp(logits[:4], axis=-1) - log_q, rtol=1e-5, atol=1e-4)
     labels = jnp.arange(4) % 10
     cond = experiment.sample_conditional(run, params, jax.random.key(2), labels, 3)
     assert cond.shape == (4, 8, 8) and bool(jnp.all(jnp.isfinite(cond)))
+
+
+def _logit_gaussian_log_q(train, x):
+    """log q(x) of the logit-Gaussian fitted to ``train``, in float64 by scipy: the
+    maximum-likelihood Gaussian of the logits, times the Jacobian ∏ 1 / (x (1 − x))."""
+    from scipy.stats import multivariate_normal
+
+    eps = 1e-6  # jebm.densities.logit_gaussian's clipping
+    flat = lambda a: np.clip(np.asarray(a, np.float64).reshape(len(a), -1), eps, 1 - eps)
+    t, x = flat(train), flat(x)
+    z_train, z = np.log(t) - np.log1p(-t), np.log(x) - np.log1p(-x)
+    gauss = multivariate_normal(z_train.mean(0), np.cov(z_train, rowvar=False, ddof=0))
+    return gauss.logpdf(z) - np.sum(np.log(x) + np.log1p(-x), axis=1)
+
+
+def test_jem_base_cancels_in_the_classifier_and_enters_both_energies():
+    # The committed recipe has model.base=logit_gaussian: E(x, y) = -g(x)[y] - log q(x)
+    # and E(x) = -logsumexp g(x) - log q(x), while p(y | x) = softmax g(x) as without it.
+    based = experiment.build_run(_tiny("jem"))
+    plain = experiment.build_run(_tiny("jem", "model.base=none"))
+    assert based.config.model.base == "logit_gaussian" and plain.base is None
+    params = based.initial_state.params  # the same seed: the same network in both runs
+    jax.tree.map(np.testing.assert_array_equal, params, plain.initial_state.params)
+    x = based.data.test[:3]
+    logits = np.asarray(jax.vmap(based.joint.logits_fn, in_axes=(None, 0))(params, x), np.float64)
+    np.testing.assert_array_equal(
+        logits, jax.vmap(plain.joint.logits_fn, in_axes=(None, 0))(params, x))
+    log_q = _logit_gaussian_log_q(based.data.train, x)
+    assert np.all(np.abs(log_q) > 10.0)  # far from 0: a wrong sign could not pass
+    ys = jnp.arange(10)
+    cond = np.asarray(jax.vmap(lambda xi: jax.vmap(
+        lambda y: based.joint.conditional_energy_fn(params, xi, y))(ys))(x), np.float64)
+    # float32 energies of magnitude ~1e2, against float64 scipy: 1e-5 relative
+    np.testing.assert_allclose(cond, -logits - log_q[:, None], rtol=1e-5, atol=1e-3)
+    from scipy.special import logsumexp, softmax
+
+    marginal = -logsumexp(logits, axis=1) - log_q
+    for energy in (based.joint.energy_fn, based.model_energy_fn):
+        np.testing.assert_allclose(jax.vmap(energy, in_axes=(None, 0))(params, x), marginal,
+                                   rtol=1e-5, atol=1e-3)
+    # p(y | x) = exp(E(x) − E(x, y)): q cancels, the classifier's softmax
+    np.testing.assert_allclose(np.exp(marginal[:, None] - cond), softmax(logits, axis=1),
+                               atol=1e-4)
+
+
+def test_jem_conditional_chains_start_from_the_base_with_the_adapted_step(monkeypatch):
+    # The recipe adapts MALA's step (sampler.target_acceptance); class-conditional chains
+    # start from q and take the adapted step, as unconditional ones do (sample_trained).
+    from jebm import tasks
+
+    run = experiment.build_run(_tiny("jem"))
+    state = run.initial_state._replace(objective_state=run.initial_state.objective_state._replace(
+        log_step_size=jnp.log(jnp.float32(0.125))))
+    assert experiment.adapted_step_size(state.objective_state) == pytest.approx(0.125)
+    tunables = []
+
+    def recording(logdensity_fn, **overrides):
+        tunables.append(overrides)
+        return run.sampler(logdensity_fn, **overrides)
+
+    def no_moves(key, energy_fn, params, labels, start, *, sampler, num_steps):
+        sampler(lambda x: -energy_fn(params, x, labels[0]))  # builds the kernel
+        return start
+
+    monkeypatch.setattr(tasks, "conditional_samples", no_moves)
+    labels, key = jnp.arange(4) % 10, jax.random.key(5)
+    draws = experiment.sample_conditional_trained(run._replace(sampler=recording), state, key,
+                                                  labels, 3)
+    assert tunables == [{"step_size": pytest.approx(0.125)}]
+    # sample_conditional's start: the first half of its key, drawn from q
+    np.testing.assert_array_equal(draws, run.base.sample(jax.random.split(key)[0], 4))
+    experiment.sample_conditional(run._replace(sampler=recording), state.params, key, labels, 3)
+    assert tunables[-1] == {}  # without a trained state: the config's tunables
 
 
 def test_jem_conditional_sample_quality_beside_the_unconditional(monkeypatch):
@@ -96,9 +170,15 @@ def test_jem_conditional_sample_quality_beside_the_unconditional(monkeypatch):
     monkeypatch.setattr(sq, "digit_sample_quality",
                         lambda net, draws, test: seen.append(draws.shape) or {"fd": 1.0})
     monkeypatch.setattr(sq, "baseline_report", lambda *a, **k: {})
+    samplers = []
+    original = experiment.sample_conditional
+    monkeypatch.setattr(experiment, "sample_conditional", lambda *a, sampler=None, **k: (
+        samplers.append(sampler) or original(*a, sampler=sampler, **k)))
     run = experiment.build_run(_tiny("jem", "eval.sample_steps=2", "data.classes=[3, 7]"))
     params = run.initial_state.params
-    extra = evaluation._recipe_extras(run, params, feature_cache="unused")
+    extra = evaluation._recipe_extras(run, params, feature_cache="unused",
+                                      objective_state=run.initial_state.objective_state)
+    assert samplers[0] is not None  # the adapted step (experiment.trained_sampler)
     assert extra["sample_quality"]["model"] == {"fd": 1.0}
     conditional = extra["sample_quality_conditional"]
     assert conditional["model"] == {"fd": 1.0} and 0.0 <= conditional["label_agreement"] <= 1.0
@@ -180,8 +260,9 @@ def test_recovery_sampling_uses_the_ladder():
         (["objective.name=jem"], r"model\.kind must be one of \('joint_conv',\)"),
         (["objective.name=jem", "model.kind=joint_conv", "model.hidden=[8]"],
          r"data\.name must be a labelled data set"),
-        (["model.kind=joint_conv", "model.hidden=[8]", "model.base=gaussian",
-          "data.name=digits"], r"model\.base must be none for model\.kind=joint_conv"),
+        (["model.kind=noise_conditional", "model.hidden=[8]", "model.base=gaussian",
+          "objective.name=dsm", "objective.sigmas=[1.0, 0.1]", "data.name=digits"],
+         r"model\.base must be none for model\.kind=noise_conditional"),
     ],
 )
 def test_bad_recipe_fields_fail_at_load_naming_them(overrides, message):
@@ -190,12 +271,14 @@ def test_bad_recipe_fields_fail_at_load_naming_them(overrides, message):
 
 
 def test_jem_objective_sign():
-    # The generative term is PCD on E(x) = −logsumexp g(x): a model that already puts its
-    # data at lower energy than the buffer's uniform noise has a negative energy gap, and
-    # a gradient step on the loss widens it (E(data) falls relative to E(noise)).
+    # The generative term is PCD on E(x) = −logsumexp g(x) (without a base, the buffer
+    # uniform on the box): a model that already puts its data at lower energy than the
+    # buffer's uniform noise has a negative energy gap, and a gradient step on the loss
+    # widens it (E(data) falls relative to E(noise)).
     from jebm.train import make_train_step
 
-    run = experiment.build_run(_tiny("jem", "objective.energy_l2=0.0",
+    run = experiment.build_run(_tiny("jem", "model.base=none", "objective.init_low=0.0",
+                                     "objective.init_high=1.0", "objective.energy_l2=0.0",
                                      "sampler.num_steps=1", "optimizer.learning_rate=1e-2"))
     step = jax.jit(make_train_step(run.objective, run.optimizer))
     batch = run.batches(jax.random.key(0), 8)

@@ -133,8 +133,8 @@ class ModelConfig:
         ``E(x, y) = −g(x)[y]``; for ``objective.name=jem``); or ``noise_conditional``,
         :class:`jebm.energies.noise_conditional.NoiseConditionalConvEnergy`
         ``E(x, σ)`` (FiLM on ``log σ``, output ``/σ``; needs a noise ladder, see
-        :class:`ObjectiveConfig`). The last two take no ``base`` and no
-        ``fourier_features``; ``noise_conditional`` no ``spectral_norm``.
+        :class:`ObjectiveConfig`). The last two take no ``fourier_features``;
+        ``noise_conditional`` no ``base`` and no ``spectral_norm``.
       hidden: widths of the hidden layers (conv kinds: exactly one, the dense width).
       activation: ``silu``, ``swish``, ``elu``, ``softplus``, ``tanh``, ``relu`` or ``gelu``.
       features: conv: channels of the conv layers (each after the first has stride 2).
@@ -148,7 +148,10 @@ class ModelConfig:
       base: ``none``, or a tractable density ``q`` fitted to the training data whose
         energy ``−log q`` is added to the network's, so the network learns a correction
         of ``q``: ``gaussian`` (full covariance) or ``logit_gaussian`` (a Gaussian on the
-        logits, a density on the unit box: data in ``[0, 1]`` only).
+        logits, a density on the unit box: data in ``[0, 1]`` only). With
+        ``joint_conv`` both energies get it, ``E(x, y) = −g(x)[y] − log q(x)`` and
+        ``E(x) = −logsumexp g(x) − log q(x)``, while ``p(y | x) = softmax g(x)`` is
+        unchanged (``q`` cancels); PCD's and the class-conditional chains start from ``q``.
       fourier_features: mlp: random Fourier features of the input, ``[sin(Bᵀx),
         cos(Bᵀx)]`` with ``m`` columns in ``B`` (0: off); they let the MLP fit sharp
         features. The energy is then bounded: pair them with ``base: gaussian``.
@@ -353,9 +356,10 @@ class SamplerConfig:
         change-of-variables density (:func:`jebm.samplers.logit_space`), for image data
         on ``[0, 1]^d``: no clamping at the box's faces, and one step size suits every
         pixel (not with ``bounds``).
-      target_acceptance: pcd with mala, hmc or rwmh: adapt the step size during training
-        towards this mean acceptance (a traced ``log h`` in the objective state, starting
-        at ``step_size``); samples drawn after training use the adapted step.
+      target_acceptance: pcd or jem (its PCD negatives) with mala, hmc or rwmh: adapt
+        the step size during training towards this mean acceptance (a traced ``log h`` in
+        the objective state, starting at ``step_size``); samples drawn after training
+        (a joint model's class-conditional ones too) use the adapted step.
         ``null``: off.
     """
 
@@ -572,9 +576,11 @@ class Config:
 
     def __post_init__(self):
         if self.sampler.target_acceptance is not None:
-            _require(self.objective.name == "pcd", "sampler.target_acceptance",
-                     "adapts the negatives' sampler of objective.name=pcd only (set it to "
-                     f"null for {self.objective.name})", self.sampler.target_acceptance)
+            adaptive = tuple(name for name, r in _recipes().items() if r.adapts_step_size)
+            _require(self.objective.name in adaptive, "sampler.target_acceptance",
+                     f"adapts the PCD negatives' sampler of objective.name in {adaptive} "
+                     f"only (set it to null for {self.objective.name})",
+                     self.sampler.target_acceptance)
         _check_model_fits_objective(self)
 
 
@@ -614,9 +620,10 @@ def _check_model_fits_objective(config: Config) -> None:
         _require(config.data.name in LABELLED_DATASETS, "data.name",
                  f"must be a labelled data set {LABELLED_DATASETS} for "
                  f"objective.name={obj.name}", config.data.name)
-    if model.kind in JOINT_MODELS + NOISE_CONDITIONAL_MODELS:
+    if model.kind in NOISE_CONDITIONAL_MODELS:
         _require(model.base == "none", "model.base",
                  f"must be none for model.kind={model.kind}", model.base)
+    if model.kind in JOINT_MODELS + NOISE_CONDITIONAL_MODELS:
         _require(len(model.hidden) == 1, "model.hidden",
                  f"must hold one width (the dense layer) when model.kind is {model.kind}",
                  model.hidden)

@@ -312,17 +312,30 @@ def tempered(energy_fn: EnergyFn, temperature: Array | float) -> EnergyFn:
 
 
 def with_base(energy_fn: EnergyFn, base) -> EnergyFn:
-    """``E(params, x) − log q(x)``: the network learns a correction of a tractable density.
+    """``E(params, x, …) − log q(x)``: the network learns a correction of a tractable density.
+
+    Arguments after ``x`` (e.g. a class ``y`` of a joint energy ``E(params, x, y)``) are
+    passed through, so the same ``q`` multiplies every class-conditional density and
+    ``p(y | x)`` is unchanged.
 
     Args:
-      energy_fn: the network's energy.
+      energy_fn: the network's energy ``energy_fn(params, x, *args)``.
       base: a :class:`jebm.densities.Density` ``q`` (its ``log_prob``).
 
     Returns:
-      The energy of the density ``∝ q(x) exp(−E(x))``.
+      The energy of the density ``∝ q(x) exp(−E(x, …))``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jebm import densities
+      >>> from jebm.energy import with_base
+      >>> q = densities.fit_gaussian(jnp.array([[0.0], [2.0]]))
+      >>> e = with_base(lambda p, x, y: y * jnp.sum(x), q)
+      >>> bool(jnp.isclose(e(None, jnp.ones(1), 3.0), 3.0 - q.log_prob(jnp.ones(1))))
+      True
     """
     log_q = base.log_prob
-    return lambda params, x: energy_fn(params, x) - log_q(x)
+    return lambda params, x, *args: energy_fn(params, x, *args) - log_q(x)
 
 
 def masked(energy_fn: EnergyFn, mask: Array, observed: Array) -> EnergyFn:

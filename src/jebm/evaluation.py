@@ -22,7 +22,7 @@ References:
 """
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -422,11 +422,13 @@ def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
 
 
 def digits_conditional_sample_quality(run, params, feature_cache, *,
-                                      num_samples: int = 360) -> dict:
+                                      num_samples: int = 360,
+                                      objective_state: Any = None) -> dict:
     """Sample quality of a joint (JEM) digits run's class-conditional samples.
 
     ``num_samples`` chains of :func:`jebm.experiment.sample_conditional` (the run's sampler
-    on ``p(x | y) ∝ exp(g(x)[y])``, ``eval.sample_steps`` transitions), the labels the
+    on ``p(x | y) ∝ exp(−E(x, y))``, ``eval.sample_steps`` transitions, from the run's
+    initial positions, with the step size training adapted, if any), the labels the
     data's classes repeated in turn, scored like :func:`digits_sample_quality`'s model
     samples (its baselines apply unchanged). ``label_agreement`` is the share of samples
     the model's own classifier assigns to the class they were drawn for.
@@ -436,18 +438,21 @@ def digits_conditional_sample_quality(run, params, feature_cache, *,
       params: its trained parameters.
       feature_cache: folder of the feature network's cache (trained once per seed).
       num_samples: conditional samples.
+      objective_state: the trained objective state; a run's adapted step size is read
+        from it (:func:`jebm.experiment.trained_sampler`).
 
     Returns:
       ``{"model": scores, "label_agreement": ..., "sample_steps": ..., "num_samples": ...}``.
     """
     from jebm import sample_quality as sq
-    from jebm.experiment import NUM_CLASSES, sample_conditional
+    from jebm.experiment import NUM_CLASSES, sample_conditional, trained_sampler
 
     net = sq.load_or_train_features(feature_cache, seed=run.config.train.seed)
     classes = jnp.asarray(run.config.data.classes or range(NUM_CLASSES), jnp.int32)
     labels = jnp.resize(classes, (num_samples,))
     draws = sample_conditional(run, params, jax.random.fold_in(run.eval_key, 3), labels,
-                               run.config.eval.sample_steps)
+                               run.config.eval.sample_steps,
+                               sampler=trained_sampler(run, objective_state))
     model = sq.digit_sample_quality(net, np.asarray(draws), np.asarray(run.data.test))
     agreement = float(jax.jit(lambda p, x: accuracy(run.joint.logits_fn, p, x, labels))(
         params, draws))
@@ -485,7 +490,7 @@ def _recipe_extras(run, params, feature_cache, objective_state=None) -> dict:
                                                         objective_state=objective_state)
         if run.joint is not None:
             extra["sample_quality_conditional"] = digits_conditional_sample_quality(
-                run, params, feature_cache)
+                run, params, feature_cache, objective_state=objective_state)
     return extra
 
 

@@ -80,6 +80,7 @@ __all__ = [
     "sample_trained",
     "sample_model",
     "sample_conditional",
+    "sample_conditional_trained",
     "sampling_label",
     "RESUMABLE",
     "health_config",
@@ -574,6 +575,8 @@ class ObjectiveRecipe(NamedTuple):
         ``sigma_min``, ``num_levels``); without one, a plain energy at ``objective.sigma``.
       joint: the objective trains a joint model (:data:`JOINT_MODELS`) on labelled
         batches ``(x, y)`` (:data:`LABELLED_DATASETS`).
+      adapts_step_size: the objective's PCD negatives can adapt the sampler's step size
+        (``sampler.target_acceptance``; see :func:`adapted_step_size`).
     """
 
     build: Callable
@@ -582,6 +585,7 @@ class ObjectiveRecipe(NamedTuple):
     sample: Callable = _sample_chains
     ladder: bool = False
     joint: bool = False
+    adapts_step_size: bool = False
 
 
 def _nce_model_energy(config, energy_fn):
@@ -590,7 +594,7 @@ def _nce_model_energy(config, energy_fn):
 
 OBJECTIVES: dict[str, ObjectiveRecipe] = {
     "cd": ObjectiveRecipe(_cd),
-    "pcd": ObjectiveRecipe(_pcd),
+    "pcd": ObjectiveRecipe(_pcd, adapts_step_size=True),
     "esm": ObjectiveRecipe(_esm),
     "ssm": ObjectiveRecipe(_ssm),
     "dsm": ObjectiveRecipe(_dsm, model_energy=_at_smallest_level, sample=_sample_annealed,
@@ -599,7 +603,7 @@ OBJECTIVES: dict[str, ObjectiveRecipe] = {
     "ed": ObjectiveRecipe(_ed),
     "drl": ObjectiveRecipe(_drl, model_energy=_at_smallest_level, sample=_sample_recovery,
                            ladder=True),
-    "jem": ObjectiveRecipe(_jem, joint=True),
+    "jem": ObjectiveRecipe(_jem, joint=True, adapts_step_size=True),
 }
 
 
@@ -704,7 +708,8 @@ class Run(NamedTuple):
       batches: ``batches(key, n)``: the training batches the objective consumes
         (``data.sample``; ``data.labelled`` pairs ``(x, y)`` for a joint objective).
       joint: the :class:`~jebm.energies.conv.JointEnergy` of a joint model (class
-        logits, class-conditional energies), or ``None``.
+        logits, class-conditional energies, both energies with the base's ``−log q``
+        when there is one), or ``None``.
     """
 
     config: Config
@@ -726,6 +731,12 @@ class Run(NamedTuple):
 def build_run(config: Config, *, energy: Any = None) -> Run:
     """Build every object of ``config``; pass ``energy=(energy_fn, params)`` to replace the
     config's network by your own (``config.model.base`` is still added to it).
+
+    A ``model.base`` ``q`` enters every energy of the model through
+    :func:`jebm.energy.with_base`: ``E(x) − log q(x)``, and for a joint model both its
+    marginal ``−logsumexp g(x) − log q(x)`` and its class-conditional
+    ``E(x, y) = −g(x)[y] − log q(x)`` (``run.joint`` carries both; its ``logits_fn``, hence
+    ``p(y | x) = softmax g(x)``, is unchanged: ``q`` cancels in it).
 
     Keys: ``key(train.seed)`` split six ways (model, initial state, training loop, test
     set, fitted densities, figures), plus ``fold_in(key, 6)`` for evaluation.
@@ -755,6 +766,10 @@ def build_run(config: Config, *, energy: Any = None) -> Run:
     if config.model.base != "none":
         base = fit_density(data, config.model.base, k_noise, "model.base")
         energy_fn = with_base(energy_fn, base)
+        if joint is not None:  # E(x, y) = −g(x)[y] − log q(x); the logits, p(y | x), stay
+            joint = joint._replace(
+                energy_fn=energy_fn,
+                conditional_energy_fn=with_base(joint.conditional_energy_fn, base))
     recipe = OBJECTIVES[config.objective.name]
     objective = build_objective(config, energy_fn, data, k_noise, joint=joint, base=base)
     params = recipe.params(params)
@@ -831,8 +846,8 @@ def initial_positions(run: Run, key: PRNGKey, n: int) -> Array:
 
 
 def adapted_step_size(objective_state: Any) -> float | None:
-    """The step size a PCD run with ``sampler.target_acceptance`` adapted to (read from
-    its objective state), or ``None`` when nothing was adapted.
+    """The step size a PCD (or JEM) run with ``sampler.target_acceptance`` adapted to
+    (read from its objective state), or ``None`` when nothing was adapted.
 
     Args:
       objective_state: a trained state's ``objective_state``.
@@ -859,8 +874,9 @@ def replay_samples(objective_state: Any) -> Array | None:
 
 
 def trained_sampler(run: Run, objective_state: Any = None) -> Callable | None:
-    """The run's sampler as training left it, for :func:`sample_model`'s ``sampler``:
-    with the :func:`adapted_step_size` of a PCD run with ``sampler.target_acceptance``;
+    """The run's sampler as training left it, for :func:`sample_model`'s (and
+    :func:`sample_conditional`'s) ``sampler``: with the :func:`adapted_step_size` of a
+    PCD or JEM run with ``sampler.target_acceptance``;
     ``None`` (the model's own sampling) when nothing was adapted.
 
     Args:
@@ -934,12 +950,15 @@ def sample_model(run: Run, params: PyTree, key: PRNGKey, num_chains: int, num_st
 
 
 def sample_conditional(run: Run, params: PyTree, key: PRNGKey, labels: Array,
-                       num_steps: int) -> Array:
+                       num_steps: int, sampler: Callable | None = None) -> Array:
     """Class-conditional draws of a joint (JEM) run: chain ``i`` samples
-    ``p(x | labels[i]) ∝ exp(g(x)[labels[i]])`` with the run's sampler.
+    ``p(x | labels[i]) ∝ exp(−E(x, labels[i]))`` (``exp(g(x)[y]) q(x)`` with a
+    ``model.base`` ``q``, else ``exp(g(x)[y])``) with the run's sampler, or ``sampler``.
 
-    Chains start at :func:`initial_positions`; :func:`jebm.tasks.conditional_samples`
-    runs them. It jits the chains itself.
+    Chains start at :func:`initial_positions` (draws of ``q`` when the model has one);
+    :func:`jebm.tasks.conditional_samples` runs them. It jits the chains itself. Pass
+    ``sampler=trained_sampler(run, state.objective_state)`` (or call
+    :func:`sample_conditional_trained`) to use the step size training adapted.
 
     Args:
       run: a :class:`Run` of a joint model (``run.joint`` is set).
@@ -947,6 +966,8 @@ def sample_conditional(run: Run, params: PyTree, key: PRNGKey, labels: Array,
       key: PRNG key of the starting positions and the transitions.
       labels: ``(n,)`` integer classes, one per chain.
       num_steps: transitions per chain (static).
+      sampler: ``factory(logdensity_fn) -> SamplingAlgorithm``; ``None`` for
+        ``run.sampler`` (the config's tunables).
 
     Returns:
       ``(n, *event_shape)`` final positions.
@@ -963,8 +984,31 @@ def sample_conditional(run: Run, params: PyTree, key: PRNGKey, labels: Array,
     k_init, k_run = jax.random.split(key)
     x0 = initial_positions(run, k_init, labels.shape[0])
     return jax.jit(lambda k, p, y, x: conditional_samples(
-        k, run.joint.conditional_energy_fn, p, y, x, sampler=run.sampler,
+        k, run.joint.conditional_energy_fn, p, y, x, sampler=sampler or run.sampler,
         num_steps=num_steps))(k_run, params, labels, x0)
+
+
+def sample_conditional_trained(run: Run, state: Any, key: PRNGKey, labels: Array,
+                               num_steps: int) -> Array:
+    """:func:`sample_conditional` of a trained :class:`~jebm.train.TrainState`: its
+    :func:`~jebm.train.model_params` (the EMA when kept), with the
+    :func:`trained_sampler` (the adapted step size, if any), as :func:`sample_trained`
+    does for unconditional draws.
+
+    Args:
+      run: a :class:`Run` of a joint model.
+      state: the trained state.
+      key: PRNG key of the starting positions and the transitions.
+      labels: ``(n,)`` integer classes, one per chain.
+      num_steps: transitions per chain (static).
+
+    Returns:
+      ``(n, *event_shape)`` final positions.
+    """
+    from jebm.train import model_params
+
+    return sample_conditional(run, model_params(state), key, labels, num_steps,
+                              sampler=trained_sampler(run, state.objective_state))
 
 
 def sampling_label(run: Run, num_steps: int) -> str:
