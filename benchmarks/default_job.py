@@ -192,8 +192,16 @@ def main(argv=None) -> dict:
 def render_markdown(payload: dict) -> str:
     r = payload["results"]
     devices = r.get("devices", 1)
-    head = (f"Trained data-parallel over {devices} CPU devices (one per core; "
-            "`train.devices: 0`, the default).\n\n" if devices > 1 else "")
+    hits = sum(c.get("cache_hits", 0) for c in r.get("compilations_by_phase", {}).values())
+    cache = ("no persistent compilation cache" if not r.get("cache") else
+             f"warm compilation cache (all {hits} programs read from it)"
+             if hits >= r.get("compilations", 0) else
+             f"cold compilation cache (empty at the start; {hits} of "
+             f"{r.get('compilations', 0)} programs read back from this run's own entries)")
+    split = ("data-parallel over " if devices > 1 else "on ") + f"{devices} CPU device(s)"
+    head = f"Trained {split}; {cache}.\n\n"
+    if r.get("notes"):
+        head += r["notes"] + "\n\n"
     rows = [[k, v] for k, v in r["phases_s"].items()]
     rows.append(["compilation (inside the phases above)", r["compile_total_s"]])
     rows.append(["wall total", r["wall_total_s"]])

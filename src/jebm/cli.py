@@ -105,8 +105,8 @@ def _figures(run, state, out: Path, log_z: float | None = None) -> None:
             import jax.numpy as jnp
 
             labels = jnp.arange(count) // ev.grid_rows % experiment.NUM_CLASSES
-            draws = experiment.sample_conditional(run, model_params(state), run.sample_key, labels,
-                                                  ev.sample_steps)
+            draws = experiment.sample_conditional_trained(run, state, run.sample_key, labels,
+                                                          ev.sample_steps)
             plotting.save_image_grid(out / "conditional.png", draws, ev.grid_rows,
                                      title=f"p(x | y), {name} chains ({ev.sample_steps} "
                                      "steps), one class per row")
