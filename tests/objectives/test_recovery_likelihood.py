@@ -79,17 +79,21 @@ def test_conditional_samples_match_the_gaussian_conditional():
     assert 0.5 < float(metrics["acceptance_rate"]) <= 1.0
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def per_example_grads(theta, key, n):
+def _per_example_grads(theta, key, n, **loss_options):
+    """The loss gradient of each of ``n`` independent (x, x̃, chain) triples."""
     k_data, k_loss = jax.random.split(key)
     x = MU + math.sqrt(S2) * jax.random.normal(k_data, (n, 1, 1))
 
     def one(xi, k):
         return jax.grad(lambda th: recovery_likelihood_loss(
-            th, k, xi, energy_fn=energy, num_steps=NUM_STEPS, step_scale=STEP_SCALE,
-            sigma=SIGMA, sampler=mala)[0])(theta)  # fmt: skip
+            th, k, xi, num_steps=NUM_STEPS, step_scale=STEP_SCALE, sampler=mala,
+            **loss_options)[0])(theta)  # fmt: skip
 
     return jax.vmap(one)(x, jax.random.split(k_loss, n))
+
+
+per_example_grads = jax.jit(functools.partial(_per_example_grads, energy_fn=energy, sigma=SIGMA),
+                            static_argnums=2)
 
 
 @pytest.mark.parametrize(
@@ -105,18 +109,9 @@ def test_gradient_matches_closed_form(theta):
     np.testing.assert_array_less(np.abs(grads.mean(0) - expected_gradient(*theta)), 4 * se)
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def per_example_grads_diffusion(theta, key, n):
-    k_data, k_loss = jax.random.split(key)
-    x = MU + math.sqrt(S2) * jax.random.normal(k_data, (n, 1, 1))
-
-    def one(xi, k):
-        return jax.grad(lambda th: recovery_likelihood_loss(
-            th, k, xi, energy_fn=noise_conditional_energy, num_steps=NUM_STEPS,
-            step_scale=STEP_SCALE, sigmas=jnp.array([SIGMA_HI, SIGMA_LO]), sampler=mala,
-            form="diffusion")[0])(theta)  # fmt: skip
-
-    return jax.vmap(one)(x, jax.random.split(k_loss, n))
+per_example_grads_diffusion = jax.jit(functools.partial(
+    _per_example_grads, energy_fn=noise_conditional_energy,
+    sigmas=jnp.array([SIGMA_HI, SIGMA_LO]), form="diffusion"), static_argnums=2)
 
 
 @pytest.mark.parametrize(
