@@ -469,11 +469,16 @@ def _jem(config, energy_fn, sampler, data, noise_key, joint, base):
 # ------------------------------------------------------------------- sampling a model
 
 
+def _most_devices(*sizes: int) -> int:
+    """The most of the default backend's devices that divide every one of ``sizes``."""
+    return max(d for d in range(1, len(jax.devices()) + 1) if all(n % d == 0 for n in sizes))
+
+
 def _chain_spread(num_chains: int) -> Callable:
     """``x0 -> x0`` split over the most devices that divide ``num_chains`` (identity on
     one device): chains are independent, so each device runs its share and the draws do
     not change (partitionable Threefry)."""
-    devices = max(d for d in range(1, len(jax.devices()) + 1) if num_chains % d == 0)
+    devices = _most_devices(num_chains)
     if devices == 1:
         return lambda x0: x0
     sharding = parallel.chain_sharding(parallel.make_mesh(num_chain_devices=devices,
@@ -1061,8 +1066,7 @@ def training_devices(config: Config) -> int:
              "objective.num_chains": config.objective.num_chains}
     wanted = config.train.devices
     if wanted == 0:
-        return max(d for d in range(1, available + 1)
-                   if all(size % d == 0 for size in sizes.values()))
+        return _most_devices(*sizes.values())
     if wanted > available:
         raise ValueError(f"train.devices={wanted}, but there are only {available} "
                          f"{jax.default_backend()} devices (0 uses what there is).")
