@@ -81,12 +81,6 @@ def _check_same_config(workdir: Path, config) -> None:
             "requested):\n  " + "\n  ".join(diff) + "\nUse another --workdir, or the same config.")
 
 
-def _which_params(state) -> str:
-    """``"ema"`` when the state keeps a moving average of the parameters (what is then
-    evaluated and sampled, :func:`jebm.train.model_params`), else ``"raw"``."""
-    return "raw" if state.ema_params is None else "ema"
-
-
 def _figures(run, state, out: Path, log_z: float | None = None) -> None:
     """The run's figures; ``log_z``: the 2-D model's quadrature ``log Z``, if known."""
     import numpy as np
@@ -209,7 +203,7 @@ def train(
 
     from jebm import evaluation, experiment
     from jebm.config import dump_config, load_config
-    from jebm.train import model_params
+    from jebm.train import model_params, params_kind
 
     cfg = load_config(config, overrides)
     out = Path(workdir)
@@ -243,7 +237,7 @@ def train(
     _figures(run, result.state, out, log_z=result.eval.get("log_z"))
     summary = {"data": cfg.data.name, "objective": cfg.objective.name,
                "num_steps": int(result.state.step),
-               "params": _which_params(result.state),
+               "params": params_kind(result.state),
                **evaluation.summary(run, model_params(result.state), feature_cache=out,
                                     objective_state=result.state.objective_state),
                "final_metrics": result.metrics, "train_seconds": train_seconds,
@@ -323,10 +317,8 @@ def sample(
 
     from jebm import evaluation, experiment, plotting
     from jebm._validate import check_float, check_int
-    from jebm.config import SamplerConfig
     from jebm.energy import batch_energy, logdensity_fn
     from jebm.samplers import run_chains_chunked
-    from jebm.train import model_params
 
     for name, value in (("num_chains", num_chains), ("num_steps", num_steps),
                         ("chunk_size", chunk_size)):
@@ -337,68 +329,44 @@ def sample(
         raise ValueError(f"burn_in must be in [0, num_steps - 4] = [0, {num_steps - 4}], got "
                          f"{burn_in} (num_steps={num_steps}).")
     k_init, k_run = jax.random.split(jax.random.key(seed))
-    images, reference = None, None
-    if workdir is not None:
-        cfg = experiment.stored_config(workdir)
-        run = experiment.build_run(cfg)
-        state = experiment.restore_state(run, workdir)
-        params, which = model_params(state), _which_params(state)
-        energy_fn, sampler = run.model_energy_fn, sampler or cfg.sampler.name
-        adapted = experiment.adapted_step_size(state.objective_state)
-        if step_size is None and adapted is not None and sampler == cfg.sampler.name:
-            step_size = adapted  # the step size training adapted to
-        scfg = experiment.retuned_sampler(cfg.sampler, sampler, step_size=step_size,
-                                          num_integration_steps=num_integration_steps)
-        x0 = experiment.initial_positions(run, k_init, num_chains)
-        exact_mean = exact_cov = None
-        if run.data.planar:
-            data = np.asarray(run.data.sample(jax.random.key(seed + 1), 100_000), np.float64)
-            exact_mean, exact_cov = data.mean(0), np.cov(data, rowvar=False)
-            reference_label, reference = f"{cfg.data.name} data (moments of 1e5 draws)", data[:2000]
-        else:  # images: diagnostics of each chain's energy trace
-            images, reference_label = cfg.eval.grid_rows, "none (energy of each chain)"
-        extent = (cfg.eval.grid_low, cfg.eval.grid_high) * 2
-        label, out_dir = f"model in {workdir}", Path(out or Path(workdir) / "sample")
-    else:
-        sampler = sampler or "mala"
-        tgt = experiment.sampling_target(target)
-        energy_fn, params = tgt.energy.energy_fn, tgt.energy.params
-        exact_mean, exact_cov, extent, reference_label = tgt.mean, tgt.cov, tgt.extent, tgt.label
-        step = tgt.step_sizes[sampler] if step_size is None else step_size
-        scfg = SamplerConfig(name=sampler, step_size=step,
-                             num_integration_steps=num_integration_steps)
-        x0 = init_scale * jax.random.normal(k_init, (num_chains, 2))
-        label, out_dir, which = target, Path(out or "jebm-sample"), None
-    alg = experiment.build_sampler(scfg, x0.shape[1:])(logdensity_fn(energy_fn, params))
+    setup = experiment.chain_setup(k_init, num_chains, target=target, workdir=workdir,
+                                   sampler=sampler, step_size=step_size,
+                                   num_integration_steps=num_integration_steps,
+                                   init_scale=init_scale, reference_key=jax.random.key(seed + 1))
+    sampler, energy_fn, params, x0 = setup.sampler.name, setup.energy_fn, setup.params, setup.x0
+    out_dir = Path(out or (Path(workdir) / "sample" if workdir is not None else "jebm-sample"))
+    alg = experiment.build_sampler(setup.sampler, x0.shape[1:])(logdensity_fn(energy_fn, params))
     tic = time.perf_counter()
     with tqdm(total=num_steps, disable=not progress, desc=sampler, unit="step") as bar:
         trace, rate = run_chains_chunked(k_run, alg, x0, num_steps, chunk_size=chunk_size,
                                          on_chunk=bar.update)
     seconds = time.perf_counter() - tic
     out_dir.mkdir(parents=True, exist_ok=True)
-    if images is not None:
-        plotting.save_chain_grids(out_dir, np.asarray(x0), trace, images, sampler)
+    if setup.image_rows is not None:
+        plotting.save_chain_grids(out_dir, np.asarray(x0), trace, setup.image_rows, sampler)
         energies = jax.jit(lambda p, t: jax.lax.map(lambda xs: batch_energy(energy_fn, p, xs), t))
         trace = np.asarray(energies(params, jax.numpy.asarray(trace)))[..., None]
     kept = trace[burn_in:]
-    summary = {"target": label, **({"params": which} if which else {}),
-               "sampler": sampler, "step_size": scfg.step_size,
+    summary = {"target": setup.label,
+               **({"params": setup.params_kind} if setup.params_kind else {}),
+               "sampler": sampler, "step_size": setup.sampler.step_size,
                "num_chains": num_chains, "num_steps": num_steps, "burn_in": burn_in,
                "seed": seed, "acceptance_rate": rate,
-               **evaluation.chain_summary(kept, exact_mean, exact_cov),
-               "reference": reference_label, "seconds": seconds}
+               **evaluation.chain_summary(kept, setup.mean, setup.cov),
+               "reference": setup.reference_label, "seconds": seconds}
     summary["warnings"] = evaluation.chain_warnings(summary, num_chains)
     for warning in summary["warnings"]:
         print(f"jebm: warning: {warning}", file=sys.stderr)
-    if images is None:
+    if setup.image_rows is None:
+        extent = setup.extent
         shown = kept.reshape(-1, 2)
         shown = shown[np.random.default_rng(seed).permutation(len(shown))[:5000]]
         axis = np.linspace(extent[0], extent[1], 150), np.linspace(extent[2], extent[3], 150)
         grid = np.stack([g.ravel() for g in np.meshgrid(*axis)], -1).astype(np.float32)
         grid_e = np.asarray(jax.jit(batch_energy, static_argnums=0)(energy_fn, params, grid))
-        plotting.plot_samples(out_dir / "samples.png", shown, reference=reference,
+        plotting.plot_samples(out_dir / "samples.png", shown, reference=setup.reference,
                               energy_grid=grid_e.reshape(150, 150), extent=extent,
-                              title=f"{sampler} on {label}", reference_label="data")
+                              title=f"{sampler} on {setup.label}", reference_label="data")
     _write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -417,7 +385,7 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
     """
     from jebm import evaluation, experiment
     from jebm.config import load_config
-    from jebm.train import model_params
+    from jebm.train import model_params, params_kind
 
     wd = Path(workdir)
     stored = experiment.stored_config(wd)
@@ -429,7 +397,7 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
     if path.exists():  # results are written once
         print(f"jebm: {path} exists; not recomputed.", file=sys.stderr)
         return json.loads(path.read_text())
-    summary = {"step": int(state.step), "params": _which_params(state),
+    summary = {"step": int(state.step), "params": params_kind(state),
                **evaluation.summary(run, model_params(state), feature_cache=wd,
                                     objective_state=state.objective_state)}
     _write_json(path, summary)

@@ -90,6 +90,8 @@ __all__ = [
     "SamplingTarget",
     "TARGETS",
     "sampling_target",
+    "ChainSetup",
+    "chain_setup",
     "stored_config",
     "load_model",
 ]
@@ -1243,6 +1245,107 @@ def sampling_target(name: str) -> SamplingTarget:
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; choose one of {tuple(TARGETS)}.")
     return TARGETS[name]()
+
+
+class ChainSetup(NamedTuple):
+    """What ``jebm sample`` runs chains on: an analytic target or a trained model.
+
+    Attributes:
+      label: what is sampled (the target's name, or ``"model in W"``).
+      energy_fn: ``energy_fn(params, x)`` of one ``x``.
+      params: its parameters (:func:`jebm.train.model_params` of a trained state).
+      sampler: the sampler section, name and tunables resolved (build it with
+        :func:`build_sampler`).
+      x0: ``(num_chains, *event_shape)`` starting positions.
+      mean: exact mean to compare the chains with, or ``None`` (images).
+      cov: exact covariance, or ``None``.
+      extent: ``(x_low, x_high, y_low, y_high)`` for 2-D plots.
+      reference: ``(m, 2)`` reference points for 2-D plots, or ``None``.
+      reference_label: where ``mean``/``cov`` come from.
+      image_rows: image models: rows of the chain grids; ``None`` for 2-D.
+      params_kind: a trained model's :func:`jebm.train.params_kind`; ``None`` for a target.
+    """
+
+    label: str
+    energy_fn: EnergyFn
+    params: PyTree
+    sampler: SamplerConfig
+    x0: Array
+    mean: np.ndarray | None
+    cov: np.ndarray | None
+    extent: tuple[float, float, float, float]
+    reference: np.ndarray | None
+    reference_label: str
+    image_rows: int | None
+    params_kind: str | None
+
+
+def chain_setup(key: PRNGKey, num_chains: int, *, target: str = "8gaussians",
+                workdir: str | Path | None = None, sampler: str | None = None,
+                step_size: float | None = None, num_integration_steps: int = 5,
+                init_scale: float = 3.0, reference_key: PRNGKey | None = None) -> ChainSetup:
+    """The chains ``jebm sample`` runs: on the model trained in ``workdir`` (its last
+    checkpoint), or on the analytic ``target``.
+
+    A trained model is sampled with its config's sampler and tunables unless ``sampler`` or
+    ``step_size`` say otherwise; with its own sampler and no ``step_size``, the step size
+    training adapted (:func:`adapted_step_size`) if any. Its chains start at
+    :func:`initial_positions`; a 2-D model's reference moments are those of 10⁵ data
+    draws (``reference_key``). A target is sampled with MALA by default, its tuned step
+    size (:attr:`SamplingTarget.step_sizes`), from ``N(0, init_scale² I)``.
+
+    Args:
+      key: PRNG key of the starting positions.
+      num_chains: independent chains.
+      target: an analytic target of :data:`TARGETS` (ignored with ``workdir``).
+      workdir: a training workdir.
+      sampler: a sampler name; ``None`` for the default (see above).
+      step_size: the step size; ``None`` for the default (see above).
+      num_integration_steps: HMC leapfrog steps.
+      init_scale: scale of a target's starting positions.
+      reference_key: PRNG key of a trained 2-D model's data draws; ``None`` for
+        ``fold_in(key, 1)``.
+
+    Returns:
+      The :class:`ChainSetup`.
+
+    Raises:
+      CheckpointError: if ``workdir`` holds no config or checkpoint.
+      ValueError: for an unknown target.
+    """
+    if workdir is None:
+        name = sampler or "mala"
+        tgt = sampling_target(target)
+        step = tgt.step_sizes[name] if step_size is None else step_size
+        scfg = SamplerConfig(name=name, step_size=step, num_integration_steps=num_integration_steps)
+        x0 = init_scale * jax.random.normal(key, (num_chains, 2))
+        return ChainSetup(target, tgt.energy.energy_fn, tgt.energy.params, scfg, x0, tgt.mean,
+                          tgt.cov, tgt.extent, None, tgt.label, None, None)
+    from jebm.train import model_params, params_kind
+
+    cfg = stored_config(workdir)
+    run = build_run(cfg)
+    state = restore_state(run, workdir)
+    name = sampler or cfg.sampler.name
+    adapted = adapted_step_size(state.objective_state)
+    if step_size is None and adapted is not None and name == cfg.sampler.name:
+        step_size = adapted  # the step size training adapted to
+    scfg = retuned_sampler(cfg.sampler, name, step_size=step_size,
+                           num_integration_steps=num_integration_steps)
+    x0 = initial_positions(run, key, num_chains)
+    mean = cov = reference = image_rows = None
+    if run.data.planar:
+        if reference_key is None:
+            reference_key = jax.random.fold_in(key, 1)
+        data = np.asarray(run.data.sample(reference_key, 100_000), np.float64)
+        mean, cov, reference = data.mean(0), np.cov(data, rowvar=False), data[:2000]
+        reference_label = f"{cfg.data.name} data (moments of 1e5 draws)"
+    else:  # images: diagnostics of each chain's energy trace
+        image_rows, reference_label = cfg.eval.grid_rows, "none (energy of each chain)"
+    extent = (cfg.eval.grid_low, cfg.eval.grid_high) * 2
+    return ChainSetup(f"model in {workdir}", run.model_energy_fn, model_params(state), scfg,
+                      x0, mean, cov, extent, reference, reference_label, image_rows,
+                      params_kind(state))
 
 
 def stored_config(workdir: str | Path) -> Config:

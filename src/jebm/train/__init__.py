@@ -14,13 +14,14 @@ from jebm.train.checkpoint import (
 from jebm.train.health import DEFAULT_HEALTH, HealthConfig
 from jebm.train.loop import TrainingDivergedError, TrainResult, batch_fn, train_loop
 from jebm.train.metrics import MetricsLogger, TornMetricsWarning, first_nonfinite, read_metrics
-from jebm.train.state import TrainState, init_train_state, model_params
+from jebm.train.state import TrainState, init_train_state, model_params, params_kind
 from jebm.train.step import make_train_step
 
 __all__ = [
     "TrainState",
     "init_train_state",
     "model_params",
+    "params_kind",
     "make_train_step",
     "train_loop",
     "TrainResult",

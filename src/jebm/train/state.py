@@ -20,7 +20,7 @@ import optax
 from jebm.objectives.base import Objective
 from jebm.types import Array, ArrayTree, PRNGKey, PyTree
 
-__all__ = ["TrainState", "init_train_state", "model_params"]
+__all__ = ["TrainState", "init_train_state", "model_params", "params_kind"]
 
 
 class TrainState(NamedTuple):
@@ -98,3 +98,16 @@ def model_params(state: TrainState) -> PyTree:
       [0.0, 0.0]
     """
     return state.params if state.ema_params is None else state.ema_params
+
+
+def params_kind(state: TrainState) -> str:
+    """Which parameters :func:`model_params` picks: ``"ema"`` (the moving average) or
+    ``"raw"``, as summaries report it.
+
+    Args:
+      state: a :class:`TrainState`.
+
+    Returns:
+      ``"ema"`` if the state keeps a moving average, else ``"raw"``.
+    """
+    return "raw" if state.ema_params is None else "ema"
