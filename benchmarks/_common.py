@@ -234,10 +234,15 @@ def _jsonable(obj: Any) -> Any:
 
 
 def write_json(
-    script: str, info: dict[str, Any], settings: dict[str, Any], results: Any, out: Path | None
+    script: str, info: dict[str, Any], settings: dict[str, Any], results: Any, out: Path | None,
+    stem: str | None = None,
 ) -> Path:
-    """Write ``{"device": info, "settings": ..., "results": ...}``; return the path."""
-    path = out or RESULTS_DIR / f"{script}-{info['backend']}.json"
+    """Write ``{"device": info, "settings": ..., "results": ...}``; return the path.
+
+    The file is ``out``, else ``results/<stem>-<backend>.json`` with ``stem`` defaulting to
+    the script's name (a script that keeps two modes side by side gives each its own stem).
+    """
+    path = out or RESULTS_DIR / f"{stem or script}-{info['backend']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": script, "device": info, "settings": settings, "results": results}
     path.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")

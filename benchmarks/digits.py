@@ -255,8 +255,8 @@ def main(argv=None):
     logreg = logistic_regression_accuracy()
     results = {"recipes": rows, "logistic_regression_accuracy": logreg,
                "targets": _targets(rows, logreg), "wall_time_s": time.perf_counter() - tic}
-    name = "digits-full" if args.full else "digits"
-    path = _common.write_json(name, info, settings, results, args.out)
+    path = _common.write_json("digits", info, settings, results, args.out,
+                              stem="digits-full" if args.full else "digits")
     print(summary_table(results))
     print(f"wrote {path}")
 
