@@ -103,11 +103,11 @@ def _extra_rows(workdir: Path, summary: dict, net) -> dict:
     tic = time.perf_counter()
     draws = experiment.sample_trained(run, state, jax.random.fold_in(run.eval_key, 1),
                                       NUM_SAMPLES, steps)
-    rows = {"long": {**_quality_row(sample_quality.digit_sample_quality(net, draws, test)),
+    rows = {"long": {**_quality_row(sample_quality.score_samples(net, draws, test)),
                      "sample_steps": steps, "seconds": time.perf_counter() - tic}}
     buffer = experiment.replay_samples(state.objective_state)
     if buffer is not None:
-        rows["buffer"] = _quality_row(sample_quality.digit_sample_quality(
+        rows["buffer"] = _quality_row(sample_quality.score_samples(
             net, np.asarray(buffer[:NUM_SAMPLES]), test))
     return rows
 
@@ -238,7 +238,8 @@ def render_markdown(payload: dict) -> str:
 
 
 def main(argv=None):
-    from jebm import sample_quality
+    from jebm import experiment, sample_quality
+    from jebm.config import load_config
 
     args = _common.parse_args(__doc__.split("\n\n")[0], _add_arguments, argv)
     names = args.only or [n for n in RECIPES if (CONFIGS / f"{n}.yaml").exists()]
@@ -249,7 +250,8 @@ def main(argv=None):
     tic = time.perf_counter()
     rows = {}
     with tempfile.TemporaryDirectory(prefix="jebm-digits-") as tmp:
-        net = sample_quality.load_or_train_features(Path(tmp) / "features", seed=args.seed)
+        digits = experiment.build_data(load_config(None, ["data.name=digits"]), jax.random.key(0))
+        net = sample_quality.load_or_train_features(Path(tmp) / "features", digits, seed=args.seed)
         for name in names:
             rows[name] = run_recipe(name, args.full, Path(tmp), net)
     logreg = logistic_regression_accuracy()

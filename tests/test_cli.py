@@ -394,7 +394,7 @@ def test_digits_train_evaluate_sample(tmp_path, capsys):
     # The Gaussian baseline on dequantised digits is about -50 nats (jebm.datasets.digits
     # doctest: -55 < nll < -45); its test-set standard error is ~1.5 nats.
     assert -55 < summary["gaussian_nll"] < -45
-    # sample quality in jebm's digit features, beside the baselines; uniform noise is far
+    # sample quality in jebm's digits features, beside the baselines; uniform noise is far
     # from the test images (Fréchet distance ≈ 180) and the floor is close (≈ 4-6)
     quality = summary["sample_quality"]
     assert quality["model"]["num_samples"] == 360 and math.isfinite(
@@ -402,7 +402,7 @@ def test_digits_train_evaluate_sample(tmp_path, capsys):
     base = quality["baselines"]
     assert set(base) == {"train_vs_test", "gaussian", "logit_gaussian", "uniform"}
     assert base["train_vs_test"]["frechet_distance"] < base["uniform"]["frechet_distance"] / 10
-    assert (workdir / "digit_features_seed0.npz").is_file()  # the cached feature network
+    assert (workdir / "digits_features_seed0.npz").is_file()  # the cached feature network
     evaluated = _run(["evaluate", "--workdir", str(workdir)], capsys)
     assert evaluated["step"] == 4 and evaluated["params"] == "ema"
     # the same checkpoint, AIS key and test set: the same estimate up to float32 reordering

@@ -1,6 +1,7 @@
 """The image recipes of configs/digits_{jem,ncsn,drl,ed}.yaml: each config loads, trains a
 few updates through build_run/train_run with a tiny network, and its model is sampled the
-way its objective says (jebm.experiment.ObjectiveRecipe.sample)."""
+way its objective says (jebm.experiment.ObjectiveRecipe.sample). The MNIST and CIFAR-10
+configs train two updates on tiny files written in their byte formats."""
 
 from pathlib import Path
 
@@ -63,6 +64,28 @@ def test_recipe_trains_and_samples(name, trained):
     energies = jax.vmap(run.model_energy_fn, in_axes=(None, 0))(result.state.params, draws)
     assert energies.shape == (3,) and bool(jnp.all(jnp.isfinite(energies)))
     assert experiment.sampling_label(run, 12)
+
+
+@pytest.mark.parametrize("name", ["mnist_pcd", "mnist_jem", "cifar10_pcd", "cifar10_jem"])
+def test_mnist_and_cifar_configs_train_on_tiny_files(name, tmp_path):
+    from test_cifar import write_batches
+    from test_mnist import write_split
+
+    rng = np.random.default_rng(0)
+    if name.startswith("mnist"):
+        write_split(tmp_path, rng, n_train=8, n_test=4, shape=(28, 28))
+    else:
+        write_batches(tmp_path, rng, n=2)
+    config = load_config(str(CONFIGS / f"{name}.yaml"), [
+        f"data.path={tmp_path}", "model.features=[2]", "model.hidden=[4]",
+        "data.batch_size=4", "objective.buffer_size=8", "objective.num_chains=4",
+        "sampler.num_steps=1", "train.num_steps=2", "train.chunk_size=2",
+        "train.eval_every=0", "optimizer.warmup_steps=0"])
+    assert config.objective.name == name.split("_")[1]
+    run = experiment.build_run(config)
+    result = experiment.train_run(run)
+    assert int(result.state.step) == 2
+    assert all(np.isfinite(v) for v in jax.tree.leaves(result.metrics))
 
 
 def test_jem_trains_on_labels_and_reports_accuracy(trained):
@@ -161,13 +184,13 @@ def test_jem_conditional_chains_start_from_the_base_with_the_adapted_step(monkey
 
 
 def test_jem_conditional_sample_quality_beside_the_unconditional(monkeypatch):
-    # The feature network is jebm's own (trained once per seed, cached); a stand-in
+    # The feature network is jebm's own (trained once per data set and seed, cached); a stand-in
     # scorer keeps this test about the plumbing: which draws reach the scorer.
     from jebm import sample_quality as sq
 
     seen = []
-    monkeypatch.setattr(sq, "load_or_train_features", lambda cache, seed: "net")
-    monkeypatch.setattr(sq, "digit_sample_quality",
+    monkeypatch.setattr(sq, "load_or_train_features", lambda cache, data, seed: "net")
+    monkeypatch.setattr(sq, "score_samples",
                         lambda net, draws, test: seen.append(draws.shape) or {"fd": 1.0})
     monkeypatch.setattr(sq, "baseline_report", lambda *a, **k: {})
     samplers = []

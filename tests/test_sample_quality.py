@@ -1,4 +1,4 @@
-"""Tests of jebm.sample_quality: Fréchet distance, MMD, KSD, coverage and the digit features."""
+"""Tests of jebm.sample_quality: Fréchet distance, MMD, KSD, coverage and the feature networks."""
 
 import math
 
@@ -191,15 +191,23 @@ def test_class_coverage_and_confidence():
 # --------------------------------------------------------------------------- the network
 
 
+def _digits():
+    from jebm import experiment
+    from jebm.config import load_config
+
+    return experiment.build_data(load_config(None, ["data.name=digits"]), jax.random.key(0))
+
+
 @pytest.mark.slow  # two compiled trainings: ~10 s of CPU
 def test_training_is_deterministic():
     # The same seed gives bit-identical weights; another seed another initialisation (and,
     # by construction, another minibatch stream).
-    a = sq.train_digit_features(3, num_steps=20)
-    b = sq.train_digit_features(3, num_steps=20)
+    data = _digits()
+    a = sq.train_features(data, 3, num_steps=20)
+    b = sq.train_features(data, 3, num_steps=20)
     same = jax.tree.map(lambda u, v: bool(jnp.array_equal(u, v)), a.params, b.params)
     assert all(jax.tree.leaves(same))
-    init_3, init_4 = sq._split_model(3)[1], sq._split_model(4)[1]
+    init_3, init_4 = sq._split_model(3, 64)[1], sq._split_model(4, 64)[1]
     for layer in ("head", "layers"):  # weight matrices differ (biases start at zero)
         kernels_3 = [v for p, v in jax.tree_util.tree_leaves_with_path(init_3[layer])
                      if "kernel" in jax.tree_util.keystr(p)]  # fmt: skip
@@ -211,26 +219,79 @@ def test_training_is_deterministic():
 
 
 def test_cache_round_trip_and_bad_files(tmp_path, monkeypatch):
-    net = sq.DigitFeatures(*sq._split_model(1), seed=1, test_accuracy=0.5)  # untrained
-    monkeypatch.setattr(sq, "train_digit_features", lambda seed: net)
-    first = sq.load_or_train_features(tmp_path, 1)  # trains (the stub) and saves
-    path = tmp_path / "digit_features_seed1.npz"
+    from types import SimpleNamespace
+
+    net = sq.FeatureNetwork(*sq._split_model(1, 64), dataset="digits", input_width=64, seed=1,
+                            test_accuracy=0.5)  # untrained
+    digits = SimpleNamespace(name="digits", event_shape=(8, 8))
+    monkeypatch.setattr(sq, "train_features", lambda data, seed: net)
+    first = sq.load_or_train_features(tmp_path, digits, 1)  # trains (the stub) and saves
+    path = tmp_path / "digits_features_seed1.npz"
     assert path.exists()
-    monkeypatch.setattr(sq, "train_digit_features", lambda seed: pytest.fail("retrained"))
-    second = sq.load_or_train_features(tmp_path, 1)  # must read the cache
+    monkeypatch.setattr(sq, "train_features", lambda data, seed: pytest.fail("retrained"))
+    second = sq.load_or_train_features(tmp_path, digits, 1)  # must read the cache
     same = jax.tree.map(lambda u, v: bool(jnp.array_equal(u, v)), first.params, second.params)
-    assert all(jax.tree.leaves(same)) and second.seed == 1
+    assert all(jax.tree.leaves(same)) and (second.seed, second.dataset) == (1, "digits")
     images = jnp.linspace(0.0, 1.0, 3 * 64).reshape(3, 8, 8)
-    np.testing.assert_array_equal(sq.digit_features(first, images),
-                                  sq.digit_features(second, images))  # fmt: skip
+    np.testing.assert_array_equal(sq.image_features(first, images),
+                                  sq.image_features(second, images))  # fmt: skip
+    # a file of the digits-only scorer (format 1: no data set name or input width) reads
+    with np.load(path) as stored:
+        old = {k: stored[k] for k in stored.files if k not in ("dataset", "input_width")}
+    old["format_version"] = np.asarray(1)
+    np.savez(tmp_path / "digit_features_seed1.npz", **old)
+    legacy = sq.load_features(tmp_path / "digit_features_seed1.npz")
+    assert (legacy.dataset, legacy.input_width, legacy.seed) == ("digits", 64, 1)
+    np.testing.assert_array_equal(sq.image_features(legacy, images),
+                                  sq.image_features(first, images))  # fmt: skip
+    # another data set's cache file under this name is refused, naming the file
+    mnist = SimpleNamespace(name="mnist", event_shape=(28, 28))
+    (tmp_path / "mnist_features_seed1.npz").write_bytes(path.read_bytes())
+    with pytest.raises(ValueError, match="mnist_features_seed1.*digits features"):
+        sq.load_or_train_features(tmp_path, mnist, 1)
     path.write_bytes(path.read_bytes()[:100])  # truncated
-    with pytest.raises(ValueError, match="digit_features_seed1"):
-        sq.load_or_train_features(tmp_path, 1)
+    with pytest.raises(ValueError, match="digits_features_seed1"):
+        sq.load_or_train_features(tmp_path, digits, 1)
+
+
+def test_mnist_features_train_and_score(tmp_path):
+    # A tiny labelled set in MNIST's byte format (28×28, dark images with one bright row
+    # per class), 20 training steps: the plumbing and the metrics' known answers.
+    from jebm import experiment
+    from jebm.config import load_config
+    from jebm.datasets.mnist import MNIST_FILES
+    from test_mnist import idx_bytes
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 200), ("test", 100)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 40, (n, 28, 28))
+        images[np.arange(n), 2 * labels + 4] = 230  # class y lights row 2y + 4
+        (tmp_path / MNIST_FILES[f"{split}_images"]).write_bytes(idx_bytes(images))
+        (tmp_path / MNIST_FILES[f"{split}_labels"]).write_bytes(idx_bytes(labels))
+    config = load_config(None, ["data.name=mnist", f"data.path={tmp_path}"])
+    data = experiment.build_data(config, jax.random.key(0))
+    net = sq.train_features(data, 0, num_steps=20, batch_size=32)
+    assert (net.dataset, net.input_width, sq.hidden_widths(784)) == ("mnist", 784, (256, 64))
+    feats = sq.image_features(net, data.test)
+    assert feats.shape == (100, 64) and bool(jnp.all(jnp.isfinite(feats)))
+    assert 0.0 <= net.test_accuracy <= 1.0
+    sq.save_features(net, tmp_path / "net.npz")
+    assert sq.load_features(tmp_path / "net.npz").dataset == "mnist"
+    # a set against itself: FD = 0 up to float64 round-off in the eigendecompositions
+    # (~1e-12 per eigenvalue of 64); uniform noise, unlike these dark images, far above it
+    itself = sq.score_samples(net, data.test, data.test)
+    assert abs(itself["frechet_distance"]) < 1e-6 and itself["num_samples"] == 100
+    noise = sq.score_samples(net, rng.uniform(size=(100, 28, 28)), data.test)
+    assert noise["frechet_distance"] > 1.0 and noise["mmd2"] > 3 * noise["mmd2_stderr"]
+    for row in (itself, noise):
+        assert 0.0 <= row["confidence"] <= 1.0
+        assert sum(row["class_coverage"]["fractions"]) == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
 def trained_net():
-    return sq.train_digit_features(0)
+    return sq.train_features(_digits(), 0)
 
 
 @pytest.mark.slow
@@ -241,12 +302,12 @@ def test_classifier_accuracy_on_digits_test(trained_net):
 
 @pytest.mark.slow
 def test_baseline_report_orders_the_baselines(trained_net):
-    from jebm.datasets import digits
     from jebm.densities import fit_gaussian
 
-    split = digits.load_digits()
-    gaussian = fit_gaussian(digits.dequantize(jax.random.key(1), split.train_counts))
-    report = sq.baseline_report(jax.random.key(2), trained_net, {"gaussian": gaussian.sample})
+    data = _digits()
+    gaussian = fit_gaussian(data.train)
+    report = sq.baseline_report(jax.random.key(2), trained_net, data.sample, data.test,
+                                {"gaussian": gaussian.sample})
     assert list(report) == ["train_vs_test", "gaussian", "uniform"]
     fd = {name: row["frechet_distance"] for name, row in report.items()}
     # The floor is below the Gaussian, and uniform noise is far off (measured: 3.7, 7.3, 185).

@@ -24,6 +24,7 @@ _SUBMODULES = (
     "parallel",
     "partition",
     "plotting",
+    "sample_quality",
     "samplers",
     "tasks",
     "train",

@@ -534,8 +534,10 @@ class EvalConfig:
       ais_chains: images: AIS chains for log Z.
       ais_bridges: images: AIS intermediate distributions.
       ais_step_size: images: initial MALA step size of AIS (adapted on the way).
-      sample_quality: digits: score the model's samples in jebm's own digit features
-        (Fréchet distance, MMD, class coverage, confidence) beside the baselines.
+      sample_quality: labelled images (digits, mnist, fashion_mnist, cifar10): score the
+        model's samples in jebm's own features of the data set, an MLP classifier trained
+        on the run's training split (Fréchet distance, MMD, class coverage, confidence)
+        beside the baselines.
     """
 
     _section: ClassVar[str] = "eval"

@@ -11,7 +11,10 @@
 * **MCMC diagnostics** — :func:`effective_sample_size` and :func:`split_rhat` (re-exported
   from :mod:`jebm.diagnostics`) and :func:`chain_summary` (moments against exact ones).
 * **A run's evaluation** — :func:`periodic_eval_fn` (jittable, during training) and
-  :func:`summary` (the headline numbers of a trained :class:`~jebm.experiment.Run`).
+  :func:`summary` (the headline numbers of a trained :class:`~jebm.experiment.Run`);
+  for labelled image data, :func:`image_sample_quality` and
+  :func:`conditional_sample_quality` score its samples in jebm's own features
+  (:mod:`jebm.sample_quality`).
 
 References:
   Hanley, J. A. and McNeil, B. J. (1982). The meaning and use of the area under a
@@ -54,10 +57,15 @@ __all__ = [
     "periodic_eval_fn",
     "box_ais",
     "density_grid",
-    "digits_sample_quality",
-    "digits_conditional_sample_quality",
+    "image_sample_quality",
+    "conditional_sample_quality",
+    "MAX_REFERENCE",
     "summary",
 ]
+
+# Sample quality: test images kept as the reference set (all 359 of the digits; the first
+# 2000 of MNIST's or CIFAR-10's 10 000, which bounds the MMD's kernel matrices).
+MAX_REFERENCE = 2000
 
 LogitsFn = Callable[[PyTree, Array], Array]
 
@@ -383,20 +391,29 @@ def density_grid(run, params, num: int = 200, *, log_z: float | Array | None = N
     return extent, *(np.asarray(a).reshape(shape) for a in jax.jit(grid)(params, given))
 
 
-def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
-                          objective_state=None) -> dict:
-    """Sample quality of a digits run in jebm's own digit features, beside its baselines.
+def _reference(run) -> np.ndarray:
+    """The reference images of sample quality: the first :data:`MAX_REFERENCE` test images."""
+    return np.asarray(run.data.test[:MAX_REFERENCE])
+
+
+def image_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
+                         objective_state=None) -> dict:
+    """Sample quality of a labelled image run in jebm's own features, beside its baselines.
 
     Chains of the run's own sampler from its initial positions (``eval.sample_steps``
-    transitions), scored against the test split by
-    :func:`jebm.sample_quality.digit_sample_quality` (Fréchet distance in jebm digit
-    features, kernel MMD with its standard error, class coverage, confidence), next to the
-    train-vs-test floor, the fitted Gaussian, the logit-Gaussian and uniform noise.
+    transitions), scored against the test split (its first :data:`MAX_REFERENCE` images)
+    by :func:`jebm.sample_quality.score_samples` (Fréchet distance in jebm's features of
+    the run's data set, kernel MMD with its standard error, class coverage, confidence),
+    next to the train-vs-test floor, the fitted Gaussian, the logit-Gaussian and uniform
+    noise. The feature network is trained on the run's own labelled training split
+    (:func:`jebm.sample_quality.load_or_train_features`).
 
     Args:
-      run: a digits :class:`~jebm.experiment.Run`.
+      run: a :class:`~jebm.experiment.Run` on a data set of
+        :data:`jebm.experiment.LABELLED_DATASETS`.
       params: its trained parameters.
-      feature_cache: folder of the feature network's cache (trained once per seed).
+      feature_cache: folder of the feature network's cache (trained once per data set
+        and seed).
       num_samples: model samples (and samples per baseline).
       objective_state: the trained objective state; a PCD run's adapted step size is
         read from it (:func:`jebm.experiment.trained_sampler`).
@@ -408,35 +425,36 @@ def digits_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
     from jebm.densities import fit_gaussian, logit_gaussian
     from jebm.experiment import sample_model, trained_sampler
 
-    net = sq.load_or_train_features(feature_cache, seed=run.config.train.seed)
+    net = sq.load_or_train_features(feature_cache, run.data, seed=run.config.train.seed)
     draws = sample_model(run, params, jax.random.fold_in(run.eval_key, 1), num_samples,
                          run.config.eval.sample_steps,
                          sampler=trained_sampler(run, objective_state))
-    model = sq.digit_sample_quality(net, np.asarray(draws), np.asarray(run.data.test))
+    reference = _reference(run)
+    model = sq.score_samples(net, np.asarray(draws), reference)
     baselines = sq.baseline_report(
-        jax.random.fold_in(run.eval_key, 2), net,
+        jax.random.fold_in(run.eval_key, 2), net, run.data.sample, reference,
         {"gaussian": fit_gaussian(run.data.train).sample,
          "logit_gaussian": logit_gaussian(run.data.train).sample}, num_samples=num_samples)
     return {"model": model, "baselines": baselines,
             "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples}
 
 
-def digits_conditional_sample_quality(run, params, feature_cache, *,
-                                      num_samples: int = 360,
-                                      objective_state: Any = None) -> dict:
-    """Sample quality of a joint (JEM) digits run's class-conditional samples.
+def conditional_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
+                               objective_state: Any = None) -> dict:
+    """Sample quality of a joint (JEM) image run's class-conditional samples.
 
     ``num_samples`` chains of :func:`jebm.experiment.sample_conditional` (the run's sampler
     on ``p(x | y) ∝ exp(−E(x, y))``, ``eval.sample_steps`` transitions, from the run's
     initial positions, with the step size training adapted, if any), the labels the
-    data's classes repeated in turn, scored like :func:`digits_sample_quality`'s model
+    data's classes repeated in turn, scored like :func:`image_sample_quality`'s model
     samples (its baselines apply unchanged). ``label_agreement`` is the share of samples
     the model's own classifier assigns to the class they were drawn for.
 
     Args:
-      run: a digits :class:`~jebm.experiment.Run` of a joint model.
+      run: a labelled image :class:`~jebm.experiment.Run` of a joint model.
       params: its trained parameters.
-      feature_cache: folder of the feature network's cache (trained once per seed).
+      feature_cache: folder of the feature network's cache (trained once per data set
+        and seed).
       num_samples: conditional samples.
       objective_state: the trained objective state; a run's adapted step size is read
         from it (:func:`jebm.experiment.trained_sampler`).
@@ -447,13 +465,13 @@ def digits_conditional_sample_quality(run, params, feature_cache, *,
     from jebm import sample_quality as sq
     from jebm.experiment import NUM_CLASSES, sample_conditional, trained_sampler
 
-    net = sq.load_or_train_features(feature_cache, seed=run.config.train.seed)
+    net = sq.load_or_train_features(feature_cache, run.data, seed=run.config.train.seed)
     classes = jnp.asarray(run.config.data.classes or range(NUM_CLASSES), jnp.int32)
     labels = jnp.resize(classes, (num_samples,))
     draws = sample_conditional(run, params, jax.random.fold_in(run.eval_key, 3), labels,
                                run.config.eval.sample_steps,
                                sampler=trained_sampler(run, objective_state))
-    model = sq.digit_sample_quality(net, np.asarray(draws), np.asarray(run.data.test))
+    model = sq.score_samples(net, np.asarray(draws), _reference(run))
     agreement = float(jax.jit(lambda p, x: accuracy(run.joint.logits_fn, p, x, labels))(
         params, draws))
     return {"model": model, "label_agreement": agreement,
@@ -464,7 +482,10 @@ def _recipe_extras(run, params, feature_cache, objective_state=None) -> dict:
     """What a run's objective adds to an image summary: NCE's ``log Z``, a joint model's
     test accuracy (and class-conditional sample quality), a ladder's label of the NLL."""
     ev, obj = run.config.eval, run.config.objective
-    quality = feature_cache is not None and run.config.data.name == "digits" and ev.sample_quality
+    from jebm.experiment import LABELLED_DATASETS
+
+    quality = (feature_cache is not None and run.config.data.name in LABELLED_DATASETS
+               and ev.sample_quality)
     extra = {}
     if obj.name == "nce":
         extra["nce_log_z"] = float(params["log_z"])
@@ -486,10 +507,10 @@ def _recipe_extras(run, params, feature_cache, objective_state=None) -> dict:
         extra["accuracy"] = float(jax.jit(lambda p: accuracy(
             run.joint.logits_fn, p, run.data.test, run.data.test_labels))(params))
     if quality:
-        extra["sample_quality"] = digits_sample_quality(run, params, feature_cache,
-                                                        objective_state=objective_state)
+        extra["sample_quality"] = image_sample_quality(run, params, feature_cache,
+                                                       objective_state=objective_state)
         if run.joint is not None:
-            extra["sample_quality_conditional"] = digits_conditional_sample_quality(
+            extra["sample_quality_conditional"] = conditional_sample_quality(
                 run, params, feature_cache, objective_state=objective_state)
     return extra
 
@@ -509,10 +530,11 @@ def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, 
     Args:
       run: the :class:`~jebm.experiment.Run`.
       params: its trained params.
-      feature_cache: digits: the folder of jebm's digit-feature network (trained once per
+      feature_cache: labelled image data (:data:`jebm.experiment.LABELLED_DATASETS`): the
+        folder of jebm's feature network of the data set (trained once per data set and
         seed); given, and with ``eval.sample_quality``, the summary adds
-        ``sample_quality`` (:func:`digits_sample_quality`), and for a joint model
-      ``sample_quality_conditional`` (:func:`digits_conditional_sample_quality`).
+        ``sample_quality`` (:func:`image_sample_quality`), and for a joint model
+        ``sample_quality_conditional`` (:func:`conditional_sample_quality`).
       objective_state: the trained objective state (the sampler's adapted step size).
 
     Returns:
@@ -556,6 +578,7 @@ def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, 
     tic = time.perf_counter()
     est, result = jax.block_until_ready(jax.jit(lambda k, p: box_ais(k, run, p))(
         run.eval_key, params))
+    ais_seconds = time.perf_counter() - tic
     gauss, gauss_stderr = gaussian_nll(run.data.train, run.data.test)
     logit_gauss = -jax.vmap(logit_gaussian(run.data.train).log_prob)(run.data.test)
     logit_gauss_stderr = float(jnp.std(logit_gauss, ddof=1)) / len(logit_gauss) ** 0.5
@@ -570,7 +593,7 @@ def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, 
             "log_z": float(result.log_z), "log_z_stderr": float(est.log_z_stderr),
             "mean_energy_test": float(est.mean_energy), "ais_ess": float(result.ess),
             "ais_base": ev.ais_base, "ais_chains": ev.ais_chains,
-            "ais_bridges": ev.ais_bridges, "ais_seconds": time.perf_counter() - tic,
+            "ais_bridges": ev.ais_bridges, "ais_seconds": ais_seconds,
             "gaussian_nll": gauss, "gaussian_nll_stderr": gauss_stderr,
             "logit_gaussian_nll": float(jnp.mean(logit_gauss)),
             "logit_gaussian_nll_stderr": logit_gauss_stderr,
