@@ -14,6 +14,8 @@ def test_save_image_grid(tmp_path):
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     plotting.save_image_grid(tmp_path / "one.png", images[:1, :, :, None], 3)
+    plotting.save_image_grid(tmp_path / "rgb.png", np.stack([images] * 3, axis=-1), 4)
+    assert (tmp_path / "rgb.png").stat().st_size > 100  # colour (CIFAR-10)
     with pytest.raises(ValueError, match="images"):
         plotting.save_image_grid(path, images[0], 4)
 

@@ -113,15 +113,17 @@ def save_image_grid(
     vmax: float = 1.0,
     cell_inches: float = 0.6,
 ) -> None:
-    """Save ``images`` as a grid PNG, ``nrow`` images per row (grey, ``vmin`` white).
+    """Save ``images`` as a grid PNG, ``nrow`` images per row (grey ``vmin`` white, or RGB).
 
     Args:
       path: output file.
-      images: ``(n, H, W)`` or ``(n, H, W, 1)``; the last row is padded with blanks.
+      images: ``(n, H, W)`` or ``(n, H, W, 1)`` grey images, or ``(n, H, W, 3)`` colour
+        images (e.g. CIFAR-10, ``vmin`` black and ``vmax`` full intensity, clipped); the
+        last row is padded with blanks.
       nrow: images per row.
       title: optional figure title.
-      vmin: the value drawn white.
-      vmax: the value drawn black.
+      vmin: the value drawn white (grey) or black (colour).
+      vmax: the value drawn black (grey) or at full intensity (colour).
       cell_inches: size of one image in the figure.
     """
     from matplotlib.figure import Figure
@@ -129,25 +131,31 @@ def save_image_grid(
     images = np.asarray(images, np.float32)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
-    if images.ndim != 3 or images.shape[0] < 1:
-        raise ValueError(f"images must be (n, H, W), got shape {images.shape}.")
+    colour = images.ndim == 4 and images.shape[-1] == 3
+    if images.ndim != 3 + colour or images.shape[0] < 1:
+        raise ValueError(f"images must be (n, H, W) or (n, H, W, 3), got shape {images.shape}.")
     if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow < 1:
         raise ValueError(f"nrow must be an int >= 1, got {nrow!r}.")
-    n, h, w = images.shape
+    n, h, w = images.shape[:3]
     ncol_cells = min(nrow, n)
     nrow_cells = -(-n // nrow)
     pad = 1
-    frame = vmin + 0.25 * (vmax - vmin)  # light grey separators
-    canvas = np.full((nrow_cells * (h + pad) + pad, ncol_cells * (w + pad) + pad), frame,
-                     np.float32)
+    frame = vmin + (0.75 if colour else 0.25) * (vmax - vmin)  # light grey separators
+    canvas = np.full((nrow_cells * (h + pad) + pad, ncol_cells * (w + pad) + pad,
+                      *images.shape[3:]), frame, np.float32)
     for i in range(n):
         r, c = divmod(i, nrow)
         top, left = pad + r * (h + pad), pad + c * (w + pad)
         canvas[top:top + h, left:left + w] = images[i]
+    if colour:  # imshow draws RGB floats in [0, 1] as they are
+        canvas = np.clip((canvas - vmin) / (vmax - vmin), 0.0, 1.0)
     extra = 0.3 if title else 0.0
     fig = Figure(figsize=(cell_inches * ncol_cells, cell_inches * nrow_cells + extra))
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0 - extra / (cell_inches * nrow_cells + extra)))
-    ax.imshow(canvas, cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
+    if colour:
+        ax.imshow(canvas, interpolation="nearest")
+    else:
+        ax.imshow(canvas, cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=8)
