@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The prepared GPU run: every benchmark at full size plus short image-recipe trainings,
-# all JSON under one folder, in at most 8 minutes of wall time.
+# The prepared GPU run: every benchmark at full size plus short image-recipe trainings
+# (digits always; MNIST and CIFAR-10 where their files are given), all JSON under one
+# folder, in at most 8 minutes of wall time.
 #
 # Target machine: Python 3.12, jax 0.11 with CUDA, flax, optax, orbax-checkpoint, chex,
 # scikit-learn, matplotlib, tqdm, pyyaml and jaxtyping preinstalled; no network. jebm
@@ -12,6 +13,12 @@
 #   bash benchmarks/gpu.sh [OUT_DIR]         # default benchmarks/results/gpu-<UTC time>
 #   JEBM_GPU_SMOKE=1 bash benchmarks/gpu.sh   # tiny sizes, any backend (CPU smoke test)
 #   JEBM_GPU_BUDGET_S=480                     # the wall-time budget (default 480 s)
+#   JEBM_MNIST_PATH=/data/mnist               # MNIST's four idx-ubyte files: trains
+#                                             # configs/mnist_{pcd,jem}.yaml (else skipped)
+#   JEBM_CIFAR10_PATH=/data/cifar-10-batches-bin  # CIFAR-10's binary batches: trains
+#                                             # configs/cifar10_{pcd,jem}.yaml (else skipped)
+# In smoke mode the MNIST and CIFAR-10 phases always run, on tiny files written in the data
+# sets' byte formats under OUT_DIR/fake-data, with the models shrunk by overrides.
 #
 # Every phase runs under `timeout` with what is left of the budget; a phase that runs out
 # of time is recorded as such in OUT_DIR/phases.tsv and the script goes on to the next.
@@ -101,6 +108,61 @@ for config in configs/digits_*.yaml; do
   name=$(basename "$config" .yaml)
   phase "$name" 50 "$PY" -m jebm.cli train --config "$config" --workdir "$OUT/runs/$name" \
     --no-progress "train.num_steps=$IMAGE_STEPS" "${IMAGE_EVAL[@]}"
+  if [[ -f $OUT/runs/$name/summary.json ]]; then
+    cp "$OUT/runs/$name/summary.json" "$OUT/$name-summary.json"
+  fi
+done
+
+# --- MNIST and CIFAR-10 recipes: short trainings through the CLI where their files are given
+MNIST_PATH=${JEBM_MNIST_PATH:-}
+CIFAR10_PATH=${JEBM_CIFAR10_PATH:-}
+BIG_EXTRA=()
+if [[ $SMOKE == 1 ]]; then
+  # Small files in the real byte formats (idx-ubyte; CIFAR-10's binary records), random
+  # pixels; more training images than pixels, so the fitted Gaussians' covariances are
+  # full rank.
+  MNIST_PATH=$OUT/fake-data/mnist
+  CIFAR10_PATH=$OUT/fake-data/cifar-10-batches-bin
+  "$PY" - "$MNIST_PATH" "$CIFAR10_PATH" <<'EOF'
+import struct, sys
+from pathlib import Path
+import numpy as np
+
+rng = np.random.default_rng(0)
+mnist, cifar = Path(sys.argv[1]), Path(sys.argv[2])
+mnist.mkdir(parents=True, exist_ok=True)
+cifar.mkdir(parents=True, exist_ok=True)
+
+def idx(array):  # big-endian header: 0, 0, type 0x08 (ubyte), ndim, then uint32 sizes
+    head = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", n) for n in array.shape)
+    return head + array.astype(np.uint8).tobytes()
+
+for split, n in (("train", 1000), ("t10k", 100)):
+    (mnist / f"{split}-images-idx3-ubyte").write_bytes(idx(rng.integers(0, 256, (n, 28, 28))))
+    (mnist / f"{split}-labels-idx1-ubyte").write_bytes(idx(rng.integers(0, 10, n)))
+for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+    n = 100 if name == "test_batch.bin" else 640  # records: a label byte, then R, G, B planes
+    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, n, dtype=np.uint8)
+    (cifar / name).write_bytes(b"".join(bytes([y]) + x.tobytes() for x, y in zip(images, labels)))
+EOF
+  BIG_EXTRA=("model.features=[4]" "model.hidden=[8]" "data.batch_size=8"
+             "objective.buffer_size=16" "objective.num_chains=8" "sampler.num_steps=2"
+             "optimizer.warmup_steps=0")
+fi
+for config in configs/mnist_pcd.yaml configs/mnist_jem.yaml configs/cifar10_pcd.yaml \
+              configs/cifar10_jem.yaml; do
+  name=$(basename "$config" .yaml)
+  if [[ $name == mnist_* ]]; then path=$MNIST_PATH var=JEBM_MNIST_PATH
+  else path=$CIFAR10_PATH var=JEBM_CIFAR10_PATH; fi
+  if [[ -z $path ]]; then
+    printf '%s\tskipped (%s unset)\t0\n' "$name" "$var" >> "$OUT/phases.tsv"
+    echo "gpu.sh: skipping $name, $var is not set" >&2
+    continue
+  fi
+  phase "$name" 50 "$PY" -m jebm.cli train --config "$config" --workdir "$OUT/runs/$name" \
+    --no-progress "data.path=$path" "train.num_steps=$IMAGE_STEPS" "${IMAGE_EVAL[@]}" \
+    "${BIG_EXTRA[@]}"
   if [[ -f $OUT/runs/$name/summary.json ]]; then
     cp "$OUT/runs/$name/summary.json" "$OUT/$name-summary.json"
   fi
