@@ -318,3 +318,25 @@ def test_baseline_report_orders_the_baselines(trained_net):
     assert report["uniform"]["mmd2"] > 10 * report["uniform"]["mmd2_stderr"]
     # Real digits cover every class (each ≥ 5 % of 360 samples; the split has ≈10 % each).
     assert floor["class_coverage"]["min_fraction"] >= 0.05
+
+
+@pytest.mark.slow
+def test_score_draws_averages_the_frechet_distance_of_equal_draws(trained_net):
+    data = _digits()
+    x = np.asarray(data.sample(jax.random.key(4), 3 * 120))
+    scores = sq.score_draws(trained_net, x, data.test, 3)
+    per_draw = [sq.score_samples(trained_net, part, data.test)["frechet_distance"]
+                for part in (x[:120], x[120:240], x[240:])]
+    assert scores["frechet_distance_draws"] == per_draw
+    assert scores["frechet_distance"] == pytest.approx(np.mean(per_draw), rel=1e-12)
+    assert scores["frechet_distance_sd"] == pytest.approx(np.std(per_draw, ddof=1), rel=1e-12)
+    # The other scores are those of the pooled samples.
+    pooled = sq.score_samples(trained_net, x, data.test)
+    assert (scores["mmd2"], scores["num_samples"]) == (pooled["mmd2"], 360)
+    one = sq.score_draws(trained_net, x, data.test)
+    assert one["frechet_distance"] == pooled["frechet_distance"] and one["frechet_distance_sd"] == 0
+    with pytest.raises(ValueError, match="361 samples do not split into 3"):
+        sq.score_draws(trained_net, np.concatenate([x, x[:1]]), data.test, 3)
+    report = sq.baseline_report(jax.random.key(2), trained_net, data.sample, data.test, {},
+                                num_samples=120, num_draws=3, include_uniform=False)
+    assert len(report["train_vs_test"]["frechet_distance_draws"]) == 3

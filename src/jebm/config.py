@@ -538,6 +538,9 @@ class EvalConfig:
         model's samples in jebm's own features of the data set, an MLP classifier trained
         on the run's training split (Fréchet distance, MMD, class coverage, confidence)
         beside the baselines.
+      quality_draws: independent draws of 360 samples each that sample quality scores, for
+        the model and for every baseline: the Fréchet distance is their mean (with the
+        spread and each draw's value beside it); the other scores are of the pooled draws.
     """
 
     _section: ClassVar[str] = "eval"
@@ -552,10 +555,11 @@ class EvalConfig:
     ais_bridges: int = 300
     ais_step_size: float = 0.05
     sample_quality: bool = True
+    quality_draws: int = 1
 
     def __post_init__(self):
         _positive(self, "grid_points", "num_samples", "sample_steps", "grid_rows",
-                  "ais_bridges", "ais_step_size")
+                  "ais_bridges", "ais_step_size", "quality_draws")
         _choice(self, "ais_base", _registry("AIS_BASES"))
         _require(self.ais_chains >= 2, "eval.ais_chains", "must be >= 2", self.ais_chains)
         _require(self.grid_low < self.grid_high, "eval.grid_low",

@@ -414,7 +414,8 @@ def image_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
       params: its trained parameters.
       feature_cache: folder of the feature network's cache (trained once per data set
         and seed).
-      num_samples: model samples (and samples per baseline).
+      num_samples: model samples (and samples per baseline) of each of the
+        ``eval.quality_draws`` independent draws (:func:`jebm.sample_quality.score_draws`).
       objective_state: the trained objective state; a PCD run's adapted step size is
         read from it (:func:`jebm.experiment.trained_sampler`).
 
@@ -426,17 +427,20 @@ def image_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
     from jebm.experiment import sample_model, trained_sampler
 
     net = sq.load_or_train_features(feature_cache, run.data, seed=run.config.train.seed)
-    draws = sample_model(run, params, jax.random.fold_in(run.eval_key, 1), num_samples,
-                         run.config.eval.sample_steps,
+    num_draws = run.config.eval.quality_draws
+    draws = sample_model(run, params, jax.random.fold_in(run.eval_key, 1),
+                         num_samples * num_draws, run.config.eval.sample_steps,
                          sampler=trained_sampler(run, objective_state))
     reference = _reference(run)
-    model = sq.score_samples(net, np.asarray(draws), reference)
+    model = sq.score_draws(net, np.asarray(draws), reference, num_draws)
     baselines = sq.baseline_report(
         jax.random.fold_in(run.eval_key, 2), net, run.data.sample, reference,
         {"gaussian": fit_gaussian(run.data.train).sample,
-         "logit_gaussian": logit_gaussian(run.data.train).sample}, num_samples=num_samples)
+         "logit_gaussian": logit_gaussian(run.data.train).sample}, num_samples=num_samples,
+        num_draws=num_draws)
     return {"model": model, "baselines": baselines,
-            "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples}
+            "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples,
+            "num_draws": num_draws}
 
 
 def conditional_sample_quality(run, params, feature_cache, *, num_samples: int = 360,
@@ -455,7 +459,7 @@ def conditional_sample_quality(run, params, feature_cache, *, num_samples: int =
       params: its trained parameters.
       feature_cache: folder of the feature network's cache (trained once per data set
         and seed).
-      num_samples: conditional samples.
+      num_samples: conditional samples of each of the ``eval.quality_draws`` draws.
       objective_state: the trained objective state; a run's adapted step size is read
         from it (:func:`jebm.experiment.trained_sampler`).
 
@@ -466,16 +470,18 @@ def conditional_sample_quality(run, params, feature_cache, *, num_samples: int =
     from jebm.experiment import NUM_CLASSES, sample_conditional, trained_sampler
 
     net = sq.load_or_train_features(feature_cache, run.data, seed=run.config.train.seed)
+    num_draws = run.config.eval.quality_draws
     classes = jnp.asarray(run.config.data.classes or range(NUM_CLASSES), jnp.int32)
-    labels = jnp.resize(classes, (num_samples,))
+    labels = jnp.tile(jnp.resize(classes, (num_samples,)), num_draws)
     draws = sample_conditional(run, params, jax.random.fold_in(run.eval_key, 3), labels,
                                run.config.eval.sample_steps,
                                sampler=trained_sampler(run, objective_state))
-    model = sq.score_samples(net, np.asarray(draws), _reference(run))
+    model = sq.score_draws(net, np.asarray(draws), _reference(run), num_draws)
     agreement = float(jax.jit(lambda p, x: accuracy(run.joint.logits_fn, p, x, labels))(
         params, draws))
     return {"model": model, "label_agreement": agreement,
-            "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples}
+            "sample_steps": run.config.eval.sample_steps, "num_samples": num_samples,
+            "num_draws": num_draws}
 
 
 def _recipe_extras(run, params, feature_cache, objective_state=None) -> dict:
