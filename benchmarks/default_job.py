@@ -127,7 +127,7 @@ def main(argv=None) -> dict:
 
     experiment.build_run = _timed("build run (data, energy, objective, initial state)",
                                   experiment.build_run)
-    cli._figures = _timed("plots (energy.png, samples.png)", cli._figures)
+    experiment.save_figures = _timed("plots (energy.png, samples.png)", experiment.save_figures)
     evaluation.summary = _timed("final test NLL", evaluation.summary)
     loop.save_checkpoint = _timed("checkpoint saves (incl. waits)", loop.save_checkpoint)
     original_loop = train_package.train_loop

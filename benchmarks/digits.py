@@ -120,12 +120,13 @@ def _extra_rows(workdir: Path, summary: dict, net) -> dict:
 
 
 def run_recipe(name: str, full: bool, tmp: Path, net) -> dict:
-    from jebm.cli import train
+    from jebm.config import load_config
+    from jebm.experiment import train_workdir
 
     overrides = [*COMMON, *(FULL_OVERRIDES[name] if full else [])]
     workdir = tmp / name
     tic = time.perf_counter()
-    summary = train(str(CONFIGS / f"{name}.yaml"), str(workdir), overrides, progress=False)
+    summary = train_workdir(load_config(str(CONFIGS / f"{name}.yaml"), overrides), workdir)
     wall = time.perf_counter() - tic
     quality = summary.get("sample_quality", {})
     row = {"recipe": RECIPES[name], "overrides": overrides, "wall_s": wall,

@@ -16,9 +16,9 @@ target is ``NLL − H ≤ 0.10`` with at least two objectives on every data set.
 ``checkerboard``'s true density is discontinuous, so a smooth MLP energy can only
 approach it.
 
-Each row is one ``jebm train`` run through the library (``jebm.cli.train`` in this
-process, in a temporary workdir, no progress bar): the equivalent command is stored in the
-row, e.g. ``jebm train --config configs/cd.yaml --workdir W data.name=rings
+Each row is one ``jebm train`` run through the library (``jebm.experiment.train_workdir``
+in this process, in a temporary workdir, no progress bar): the equivalent command is stored
+in the row, e.g. ``jebm train --config configs/cd.yaml --workdir W data.name=rings
 train.num_steps=500 train.eval_every=250``. Numbers per row, from ``summary.json`` and
 ``metrics.jsonl``:
 
@@ -89,8 +89,8 @@ def _curve(workdir: Path, entropy: float) -> list[list[float]]:
 
 def run_one(dataset: str, objective: str, fraction: float, workdir: Path) -> dict:
     """Train ``dataset``'s config for ``objective`` in ``workdir``; one table row."""
-    from jebm.cli import train
     from jebm.config import load_config
+    from jebm.experiment import train_workdir
     from jebm.train import TrainingDivergedError
 
     config_path = CONFIGS / f"{dataset}_{objective}.yaml"
@@ -113,7 +113,7 @@ def run_one(dataset: str, objective: str, fraction: float, workdir: Path) -> dic
     }
     tic = time.perf_counter()
     try:
-        summary = train(str(config_path), str(workdir), overrides, progress=False)
+        summary = train_workdir(load_config(str(config_path), overrides), workdir)
     except (TrainingDivergedError, ValueError, FloatingPointError) as err:
         row.update(error=f"{type(err).__name__}: {err}".splitlines()[0],
                    wall_s=time.perf_counter() - tic)  # fmt: skip

@@ -1,5 +1,6 @@
 """The ``jebm`` command line: ``jebm train | sample | evaluate``, a thin shell over
-:mod:`jebm.experiment` (building), :mod:`jebm.evaluation` (numbers) and
+:mod:`jebm.experiment` (building, and ``jebm train``'s whole recipe,
+:func:`jebm.experiment.train_workdir`), :mod:`jebm.evaluation` (numbers) and
 :mod:`jebm.plotting` (figures). This module parses arguments, reads and writes files and
 draws; the functions behind the subcommands return their summary dictionaries.
 
@@ -18,11 +19,8 @@ summaries say which (``"params": "ema"`` or ``"raw"``).
 """
 
 import json
-import math
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -31,144 +29,6 @@ import tyro
 # Everything else is imported inside the subcommands, so that `jebm --help` loads no JAX.
 
 __all__ = ["main", "train", "sample", "evaluate"]
-
-_PACKAGES = ("jebm", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tyro")
-
-
-def _jsonable(value):
-    """JSON has no NaN/inf: write them as null."""
-    import jax
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray | jax.Array | np.generic):
-        return _jsonable(np.asarray(value).tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _dumps(values: dict) -> str:
-    return json.dumps(_jsonable(values), indent=2, allow_nan=False)
-
-
-def _write_json(path: Path, values: dict) -> None:
-    path.write_text(_dumps(values) + "\n")
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _check_same_config(workdir: Path, config) -> None:
-    from jebm import experiment
-    from jebm.config import config_diff
-    from jebm.train import CheckpointError
-
-    diff = config_diff(experiment.stored_config(workdir), config, ignore=experiment.RESUMABLE)
-    if diff:
-        raise CheckpointError(
-            f"{workdir} holds a run of a different config; differing fields (workdir -> "
-            "requested):\n  " + "\n  ".join(diff) + "\nUse another --workdir, or the same config.")
-
-
-def _figures(run, state, out: Path, log_z: float | None = None) -> None:
-    """The run's figures; ``log_z``: the 2-D model's quadrature ``log Z``, if known."""
-    import numpy as np
-
-    from jebm import evaluation, experiment, plotting
-    from jebm.train import model_params
-
-    ev, name = run.config.eval, run.config.sampler.name
-    if not run.data.planar:
-        count = ev.grid_rows * ev.grid_rows
-        draws = experiment.sample_trained(run, state, run.sample_key,
-                                          min(ev.num_samples, count), ev.sample_steps)
-        plotting.save_image_grid(out / "samples.png", draws, ev.grid_rows,
-                                 title=experiment.sampling_label(run, ev.sample_steps))
-        if run.joint is not None:  # a joint model: one class per row, in turn
-            import jax.numpy as jnp
-
-            labels = jnp.arange(count) // ev.grid_rows % experiment.NUM_CLASSES
-            draws = experiment.sample_conditional_trained(run, state, run.sample_key, labels,
-                                                          ev.sample_steps)
-            plotting.save_image_grid(out / "conditional.png", draws, ev.grid_rows,
-                                     title=f"p(x | y), {name} chains ({ev.sample_steps} "
-                                     "steps), one class per row")
-        plotting.save_image_grid(out / "data.png", run.data.test[:count], ev.grid_rows,
-                                 title="test images")
-        buffer = experiment.replay_samples(state.objective_state)
-        if buffer is not None:
-            plotting.save_image_grid(out / "buffer.png", buffer[:count], ev.grid_rows,
-                                     title=f"replay buffer, step {int(state.step)}")
-        return
-    extent, learned, true, energies = evaluation.density_grid(run, model_params(state),
-                                                              log_z=log_z)
-    plotting.plot_densities(out / "energy.png", [learned, true],
-                            [f"learned ({run.config.objective.name})",
-                             f"true ({run.data.name})"], extent)
-    draws = experiment.sample_trained(run, state, run.sample_key, ev.num_samples,
-                                      ev.sample_steps)
-    data = run.data.test[:ev.num_samples]  # exact draws of the toy already (data.num_test)
-    plotting.plot_samples(out / "samples.png", np.asarray(draws), reference=np.asarray(data),
-                          energy_grid=energies, extent=extent,
-                          title=f"{name} draws from the model ({ev.sample_steps} steps)")
-
-
-def _prepare_workdir(out: Path, cfg, source: str | None) -> dict | None:
-    """Decide what a ``train`` on ``out`` may do; return the finished summary if there is
-    nothing to do. A workdir is resumed or extended, never silently rewritten."""
-    from jebm import experiment
-    from jebm.config import config_diff
-    from jebm.train import CheckpointError
-
-    if not (out / "config.yaml").exists():
-        return None
-    started = (out / "summary.json").exists() or any((out / "checkpoints").glob("*"))
-    if not started:  # a start that failed before its first checkpoint: nothing to keep
-        return None
-    stored = experiment.stored_config(out)
-    diff = config_diff(stored, cfg, ignore=experiment.RESUMABLE)
-    if diff:
-        raise CheckpointError(
-            f"{out} holds a run of a different config; differing fields (workdir -> "
-            "requested):\n  " + "\n  ".join(diff) + "\nThese change its results, so they need "
-            f"a new workdir: jebm train --from {out}:STEP --workdir NEW section.field=value ...")
-    recorded = json.loads((out / "run.json").read_text()).get("from") if (
-        out / "run.json").exists() else None
-    if source is not None and (recorded is None or recorded["workdir"] != _split_source(
-            source)[0]):
-        raise CheckpointError(f"--from starts a new run, but {out} already holds another one; "
-                              "choose an empty --workdir.")
-    done = out / "summary.json"
-    if done.exists():
-        summary = json.loads(done.read_text())
-        if summary.get("num_steps") == cfg.train.num_steps:
-            print(f"jebm: {out} is already trained to step {cfg.train.num_steps}; nothing "
-                  "was changed (raise train.num_steps to extend it).", file=sys.stderr)
-            return summary
-        if cfg.train.num_steps < summary.get("num_steps", 0):
-            raise CheckpointError(f"{out} is trained to step {summary['num_steps']}; "
-                                  f"train.num_steps={cfg.train.num_steps} cannot shorten it.")
-        done.rename(out / f"summary-step{summary['num_steps']}.json")  # kept, not lost
-    return None
-
-
-def _split_source(source: str) -> tuple[str, int | None]:
-    """``W1:STEP`` (or ``W1``) as ``(W1, STEP or None)``."""
-    head, sep, tail = source.rpartition(":")
-    if sep and tail.isdigit():
-        return head, int(tail)
-    return source, None
 
 
 def train(
@@ -183,7 +43,8 @@ def train(
 
     Re-running a finished workdir changes nothing; raising ``train.num_steps`` extends it
     in place; any other change needs a new workdir, which ``--from W1:STEP`` can start from
-    a checkpoint of another run (with a new learning rate, sampler or step count).
+    a checkpoint of another run (with a new learning rate, sampler or step count). The
+    recipe is :func:`jebm.experiment.train_workdir`.
 
     Args:
       config: YAML config file; omitted fields take the defaults (the default job).
@@ -199,78 +60,12 @@ def train(
     Returns:
       The summary written to ``summary.json``.
     """
-    import jax
+    from jebm import experiment
+    from jebm.config import load_config
 
-    from jebm import evaluation, experiment
-    from jebm.config import dump_config, load_config
-    from jebm.train import model_params, params_kind
-
-    cfg = load_config(config, overrides)
-    out = Path(workdir)
-    finished = _prepare_workdir(out, cfg, from_checkpoint)
-    if finished is not None:
-        return finished
-    tic = time.perf_counter()
-    run = experiment.build_run(cfg)  # before anything is written: a bad config leaves nothing
-    origin, provenance = None, None
-    if from_checkpoint is not None:
-        from jebm.train import init_from_checkpoint
-
-        source, source_step = _split_source(from_checkpoint)
-        state, origin = init_from_checkpoint(Path(source) / "checkpoints", run.initial_state,
-                                             step=source_step)
-        run = run._replace(initial_state=state)
-        provenance = {"workdir": source, "step": int(state.step)}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(cfg))
-    _write_json(out / "run.json", {"seed": cfg.train.seed, "versions": _versions(),
-                                   "device": str(jax.devices()[0]),
-                                   "devices": experiment.training_devices(cfg),
-                                   "argv": sys.argv[1:],
-                                   "from": provenance})
-    periodic = jax.jit(evaluation.periodic_eval_fn(run))
-    result = experiment.train_run(run, out, progress=progress, origin=origin,
-                                  resume_step=step,
-                                  eval_fn=lambda state: periodic(model_params(state)))
-    train_seconds = time.perf_counter() - tic
-    # the last periodic evaluation is of the final params: its log Z normalises energy.png
-    _figures(run, result.state, out, log_z=result.eval.get("log_z"))
-    summary = {"data": cfg.data.name, "objective": cfg.objective.name,
-               "num_steps": int(result.state.step),
-               "params": params_kind(result.state),
-               **evaluation.summary(run, model_params(result.state), feature_cache=out,
-                                    objective_state=result.state.objective_state),
-               "final_metrics": result.metrics, "train_seconds": train_seconds,
-               "steps_per_second": result.steps_per_second,
-               "total_seconds": time.perf_counter() - tic}
-    _write_json(out / "summary.json", summary)
-    _explain(out, summary)
-    return summary
-
-
-def _explain(out: Path, summary: dict) -> None:
-    """Tell the user where the files are and what the headline numbers mean."""
-    lines = [f"jebm: results in {out}/: summary.json, metrics.jsonl, config.yaml, checkpoints/, "
-             "and figures (*.png)."]
-    if summary.get("nll_minus_entropy") is not None:
-        lines.append(f"  test NLL {summary['test_nll']:.4f} nats; the data's entropy H = "
-                     f"{summary['entropy']:.4f}; nll_minus_entropy = "
-                     f"{summary['nll_minus_entropy']:.4f} (KL(data || model) + Monte Carlo "
-                     "error: 0 is a perfect model, ~0.1 or less is good).")
-    elif summary.get("error"):
-        lines.append(f"  no test NLL: {summary['error']}")
-    elif summary.get("test_nll") is not None:
-        lines.append(f"  test NLL {summary['test_nll']:.2f} ± {summary['test_nll_stderr']:.2f} "
-                     f"nats per image on [0, 1]^d (AIS; lower is better), against the "
-                     f"logit-Gaussian's {summary['logit_gaussian_nll']:.2f} and the Gaussian's "
-                     f"{summary['gaussian_nll']:.2f}.")
-        if summary.get("test_nll_model"):
-            lines.append(f"  that NLL is of {summary['test_nll_model']}.")
-        if summary.get("ais_warning"):
-            lines.append(f"  warning: {summary['ais_warning']}")
-    if summary.get("accuracy") is not None:
-        lines.append(f"  test accuracy of the classifier p(y | x): {summary['accuracy']:.3f}.")
-    print("\n".join(lines), file=sys.stderr)
+    return experiment.train_workdir(load_config(config, overrides), workdir,
+                                    from_checkpoint=from_checkpoint, step=step,
+                                    progress=progress)
 
 
 def sample(
@@ -367,7 +162,7 @@ def sample(
         plotting.plot_samples(out_dir / "samples.png", shown, reference=setup.reference,
                               energy_grid=grid_e.reshape(150, 150), extent=extent,
                               title=f"{sampler} on {setup.label}", reference_label="data")
-    _write_json(out_dir / "summary.json", summary)
+    experiment.write_json(out_dir / "summary.json", summary)
     return summary
 
 
@@ -390,7 +185,8 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
     wd = Path(workdir)
     stored = experiment.stored_config(wd)
     if config is not None:
-        _check_same_config(wd, load_config(config))
+        experiment.check_same_config(wd, load_config(config),
+                                     "Use another --workdir, or the same config.")
     run = experiment.build_run(stored)
     state = experiment.restore_state(run, wd, step)
     path = wd / f"evaluation-step{int(state.step)}.json"
@@ -400,7 +196,7 @@ def evaluate(workdir: str, config: str | None = None, step: int | None = None) -
     summary = {"step": int(state.step), "params": params_kind(state),
                **evaluation.summary(run, model_params(state), feature_cache=wd,
                                     objective_state=state.objective_state)}
-    _write_json(path, summary)
+    experiment.write_json(path, summary)
     return summary
 
 
@@ -447,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
                     "optimizer.learning_rate=...")
         print(f"jebm: error: {err}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(_dumps(summary))
+    from jebm.experiment import dumps_json
+
+    print(dumps_json(summary))
 
 
 if __name__ == "__main__":  # pragma: no cover
