@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jebm.datasets.labels import NUM_CLASSES
 from jebm.datasets.mnist import ImageSplit
 
 __all__ = ["read_cifar10_batch", "load_cifar10", "CIFAR10_TRAIN_FILES", "CIFAR10_TEST_FILE",
@@ -29,7 +30,6 @@ CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch.bin"
 IMAGE_SHAPE = (32, 32, 3)
 RECORD_BYTES = 1 + 32 * 32 * 3
-_NUM_CLASSES = 10
 _PICKLE_PROTOCOL = 0x80  # first byte of a pickle of protocol >= 2
 _USE_BINARY = (
     "jebm does not unpickle (it can run arbitrary code). Download the binary version, "
@@ -72,8 +72,8 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
         )
     records = np.frombuffer(raw, np.uint8).reshape(-1, RECORD_BYTES)
     labels = records[:, 0].astype(np.int32)
-    if labels.max() >= _NUM_CLASSES:
-        bad = int(np.argmax(labels >= _NUM_CLASSES))
+    if labels.max() >= NUM_CLASSES:
+        bad = int(np.argmax(labels >= NUM_CLASSES))
         raise ValueError(
             f"{path}: record {bad} has label byte {labels[bad]} (not 0..9); not a CIFAR-10 "
             "binary batch (CIFAR-100's binary records have two label bytes)."

@@ -40,13 +40,11 @@ __all__ = [
     "labelled_sampler",
     "gaussian_nll",
     "NUM_LEVELS",
-    "NUM_CLASSES",
     "IMAGE_SHAPE",
     "DISCRETE_OFFSET",
 ]
 
 NUM_LEVELS = 17  # pixel counts 0..16
-NUM_CLASSES = 10
 IMAGE_SHAPE = (8, 8)
 # Nats added to a continuous NLL on [0, 1]^64 to bound the discrete one: 64 log 17.
 DISCRETE_OFFSET = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * math.log(NUM_LEVELS)

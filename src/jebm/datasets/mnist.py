@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jebm.datasets.labels import NUM_CLASSES
+
 __all__ = ["ImageSplit", "read_idx", "load_mnist", "load_fashion_mnist", "MNIST_FILES"]
 
 MNIST_FILES = {
@@ -38,7 +40,6 @@ MNIST_FILES = {
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
-_NUM_CLASSES = 10
 
 
 class ImageSplit(NamedTuple):
@@ -146,7 +147,7 @@ def load_mnist(path: str | os.PathLike, *, name: str = "MNIST") -> ImageSplit:
                 f"{name}: {img_path.name} holds {len(images)} images but {lbl_path.name} "
                 f"{len(labels)} labels."
             )
-        if labels.size and labels.max() >= _NUM_CLASSES:
+        if labels.size and labels.max() >= NUM_CLASSES:
             raise ValueError(f"{lbl_path}: label {labels.max()} is outside 0..9.")
         arrays[part] = (images, labels.astype(np.int32))
     return ImageSplit(*arrays["train"], *arrays["test"])
