@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jebm.experiment.records import jsonable
+
 __all__ = [
     "Compiled",
     "parse_args",
@@ -219,20 +221,6 @@ def round_ratio(times: dict[str, list[float]], name: str, base: str) -> float:
     return median([a / b for a, b in zip(times[name], times[base], strict=True)])
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic | jax.Array | np.ndarray):
-        return _jsonable(np.asarray(obj).tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
 def write_json(
     script: str, info: dict[str, Any], settings: dict[str, Any], results: Any, out: Path | None,
     stem: str | None = None,
@@ -245,7 +233,7 @@ def write_json(
     path = out or RESULTS_DIR / f"{stem or script}-{info['backend']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": script, "device": info, "settings": settings, "results": results}
-    path.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+    path.write_text(json.dumps(jsonable(payload), indent=2) + "\n")
     return path
 
 

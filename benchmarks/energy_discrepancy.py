@@ -5,7 +5,7 @@ Schröder et al. 2023) on ``8gaussians``, ``rings`` and ``checkerboard``, what t
 ``NLL − H`` does an MLP energy reach, in how much wall time, at how many steps/s? ``NLL`` is
 the mean test energy plus ``log Z`` by grid quadrature (:func:`jebm.partition.log_z_grid`
 on ``[-6, 6]²``, 300 points per axis, as the CLI's default evaluation) on 20 000 fresh test
-points; ``H`` is the data's exact entropy (:mod:`jebm.datasets.toy2d`), so ``NLL − H``
+points; ``H`` is the data's exact entropy (:mod:`jebm.energies.toy_data`), so ``NLL − H``
 estimates ``KL(data ‖ model)``; its Monte Carlo error ``sd(E(x_test)) / √20000`` is printed
 beside it. The issue's target is ``NLL − H ≤ 0.10`` on at least two of the three.
 
@@ -36,7 +36,7 @@ import optax  # noqa: E402
 
 import _common  # noqa: E402
 from jebm import densities  # noqa: E402
-from jebm.datasets import toy2d  # noqa: E402
+from jebm.energies import toy_data  # noqa: E402
 from jebm.energies.mlp import mlp_energy  # noqa: E402
 from jebm.energy import with_base  # noqa: E402
 from jebm.objectives import energy_discrepancy  # noqa: E402
@@ -84,7 +84,7 @@ def run_one(name: str, args, fraction: float) -> dict:
         base = args.base == "gaussian"
     num_steps = args.steps or max(2 * args.chunk, int(round(full_steps * fraction / args.chunk))
                                   * args.chunk)  # fmt: skip
-    toy = toy2d.get(name)
+    toy = toy_data.get(name)
     key = jax.random.key(0)
     k_init, k_train, k_test = jax.random.split(key, 3)
     net_fn, params = mlp_energy(k_init, 2, hidden, fourier_features=fourier,

@@ -235,11 +235,11 @@ def _add_arguments(parser):
 
 def main(argv=None):
     args = _common.parse_args(__doc__.split("\n\n")[0], _add_arguments, argv)
-    from jebm.datasets import toy2d
+    from jebm.energies import toy_data
 
-    unknown = [d for d in args.datasets if d not in toy2d.NAMES]
+    unknown = [d for d in args.datasets if d not in toy_data.NAMES]
     if unknown:
-        raise SystemExit(f"unknown data set(s) {unknown}; valid: {', '.join(toy2d.NAMES)}")
+        raise SystemExit(f"unknown data set(s) {unknown}; valid: {', '.join(toy_data.NAMES)}")
     mode = "full" if args.full else "quick"
     fraction = args.fraction or (1.0 if args.full else QUICK_FRACTION)
     if not 0.0 < fraction <= 1.0:
@@ -251,7 +251,7 @@ def main(argv=None):
         "objectives": args.objectives,
         "fraction_of_config_steps": {mode: fraction},
         "target_nll_minus_entropy": TARGET,
-        "entropies": {d: toy2d.get(d).entropy for d in args.datasets},
+        "entropies": {d: toy_data.get(d).entropy for d in args.datasets},
         "commands": {mode: info["command"]},
     }
     _common.print_header("Objectives: NLL − H vs wall time on the 2-D toys", info, settings)
@@ -289,7 +289,7 @@ def main(argv=None):
         settings["entropies"] = {**old["settings"].get("entropies", {}), **settings["entropies"]}
         modes = sorted({r["mode"] for r in rows}, key=("quick", "full").index)
         settings["mode"] = " + ".join(modes)
-    names = dict.fromkeys((*DATASETS, *toy2d.NAMES))  # the three first, no repeats
+    names = dict.fromkeys((*DATASETS, *toy_data.NAMES))  # the three first, no repeats
     order = {(m, d, o): i for i, (m, d, o) in enumerate(
         (m, d, o) for m in ("quick", "full") for d in names for o in OBJECTIVES)}  # fmt: skip
     rows.sort(key=lambda r: order.get((r["mode"], r["dataset"], r["objective"]), len(order)))

@@ -13,25 +13,21 @@ upper side is heuristic. In two dimensions ``log_z_grid`` gives the reference.
     python examples/ais_on_trained_model.py --smoke   # seconds (or JEBM_SMOKE=1)
 """
 
-import argparse
-import os
 
 import jax
 import jax.numpy as jnp
 import optax
+from _args import example_parser
 
 import jebm
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", default=os.environ.get("JEBM_SMOKE") == "1")
-    parser.add_argument("--num-bridges", type=int, default=500)
-    args = parser.parse_args(argv)
+    args = example_parser(__doc__, num_bridges=500).parse_args(argv)
     train_steps, num_chains, num_bridges, mcmc_steps, grid = (
         (20, 32, 20, 20, 64) if args.smoke else (2000, 512, args.num_bridges, 1000, 300))
 
-    toy = jebm.datasets.toy2d.get("8gaussians")
+    toy = jebm.energies.toy_data.get("8gaussians")
     sample = jax.jit(toy.density.sample, static_argnums=1)
     keys = jax.random.split(jax.random.key(0), 8)
     k_base, k_model, k_data, k_loss, k_start, k_mcmc, k_ais, k_rev = keys

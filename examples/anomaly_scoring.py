@@ -13,24 +13,20 @@ exactly there and misses them; an energy trained by denoising score matching doe
     python examples/anomaly_scoring.py --smoke   # seconds (or JEBM_SMOKE=1)
 """
 
-import argparse
-import os
 
 import jax
 import jax.numpy as jnp
 import optax
+from _args import example_parser
 
 import jebm
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", default=os.environ.get("JEBM_SMOKE") == "1")
-    parser.add_argument("--num-steps", type=int, default=2000)
-    args = parser.parse_args(argv)
+    args = example_parser(__doc__, num_steps=2000).parse_args(argv)
     num_steps, hidden = (20, (16,)) if args.smoke else (args.num_steps, (64, 64))
 
-    toy = jebm.datasets.toy2d.get("8gaussians")
+    toy = jebm.energies.toy_data.get("8gaussians")
     sample = jax.jit(toy.density.sample, static_argnums=1)
     k_model, k_data, k_loss, k_in, k_out = jax.random.split(jax.random.key(0), 5)
     energy_fn, params = jebm.energies.mlp_energy(k_model, 2, hidden=hidden)

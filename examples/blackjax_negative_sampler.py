@@ -11,22 +11,17 @@ show up in the metrics as ``sampler/<field>`` (e.g. the acceptance rate).
     python examples/blackjax_negative_sampler.py --smoke   # seconds (or JEBM_SMOKE=1)
 """
 
-import argparse
-import os
 
 import jax
 import jax.numpy as jnp
 import optax
+from _args import example_parser
 
 import jebm
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", default=os.environ.get("JEBM_SMOKE") == "1")
-    parser.add_argument("--num-steps", type=int, default=1000)
-    parser.add_argument("--step-size", type=float, default=0.05)
-    args = parser.parse_args(argv)
+    args = example_parser(__doc__, num_steps=1000, step_size=0.05).parse_args(argv)
     try:
         import blackjax
     except ImportError:
@@ -35,7 +30,7 @@ def main(argv=None):
     num_steps, batch_size, hidden = (
         (10, 64, (16,)) if args.smoke else (args.num_steps, 256, (64, 64)))
 
-    toy = jebm.datasets.toy2d.get("8gaussians")
+    toy = jebm.energies.toy_data.get("8gaussians")
     sample = jax.jit(toy.density.sample, static_argnums=1)
     k_model, k_data, k_train = jax.random.split(jax.random.key(0), 3)
     energy_fn, params = jebm.energies.mlp_energy(k_model, 2, hidden=hidden)

@@ -10,13 +10,12 @@ NLL − H (H the data's entropy) is ≥ 0 for any normalised model and 0 for a p
     python examples/custom_nnx_energy_pcd.py --smoke   # seconds (or JEBM_SMOKE=1)
 """
 
-import argparse
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
 import optax
+from _args import example_parser
 from flax import nnx
 
 import jebm
@@ -36,15 +35,11 @@ class Energy(nnx.Module):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", default=os.environ.get("JEBM_SMOKE") == "1")
-    parser.add_argument("--num-steps", type=int, default=1500)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = example_parser(__doc__, num_steps=1500, seed=0).parse_args(argv)
     num_steps, batch_size, hidden, grid = (
         (20, 64, 16, 64) if args.smoke else (args.num_steps, 256, 128, 300))
 
-    toy = jebm.datasets.toy2d.get("8gaussians")  # .density.sample(key, n), .entropy
+    toy = jebm.energies.toy_data.get("8gaussians")  # .density.sample(key, n), .entropy
     sample = jax.jit(toy.density.sample, static_argnums=1)  # one fused call, not op by op
     energy_fn, params = jebm.energy.from_nnx(Energy(hidden, nnx.Rngs(args.seed)))
     sampler = functools.partial(jebm.samplers.ula, step_size=0.02)  # logdensity_fn -> algorithm

@@ -5,17 +5,16 @@ on 8gaussians) with dotted overrides; ``jebm.experiment.build_run(config,
 energy=(energy_fn, params))`` builds data, sampler, objective, optimizer and the
 initial train state around a user-written Flax NNX energy; ``train_run`` trains it
 and
-``jebm.evaluation.summary`` reports the test NLL, the data's entropy H and NLL − H.
+``jebm.experiment.summary`` reports the test NLL, the data's entropy H and NLL − H.
 This is what ``jebm train`` does, minus file I/O and plots.
 
     python examples/experiment_with_own_energy.py           # a few minutes on a CPU
     python examples/experiment_with_own_energy.py --smoke   # seconds (or JEBM_SMOKE=1)
 """
 
-import argparse
-import os
 
 import jax.numpy as jnp
+from _args import example_parser
 from flax import nnx
 
 import jebm
@@ -33,8 +32,7 @@ class QuadraticPlusMLP(nnx.Module):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", default=os.environ.get("JEBM_SMOKE") == "1")
+    parser = example_parser(__doc__)
     parser.add_argument("overrides", nargs="*",
                         help="dotted config overrides, e.g. sampler.step_size=0.01")
     args = parser.parse_args(argv)
@@ -45,10 +43,10 @@ def main(argv=None):
 
     energy = jebm.energy.from_nnx(QuadraticPlusMLP(16 if args.smoke else 128, nnx.Rngs(0)))
     run = jebm.experiment.build_run(config, energy=energy)
-    before = jebm.evaluation.summary(run, run.initial_state.params)
+    before = jebm.experiment.summary(run, run.initial_state.params)
     # In memory: no workdir, so no checkpoints (pass a workdir for them and metrics.jsonl).
     result = jebm.experiment.train_run(run)  # no workdir: in memory, no checkpoints
-    after = jebm.evaluation.summary(run, result.state.params)
+    after = jebm.experiment.summary(run, result.state.params)
     print(f"{config.objective.name} on {config.data.name}, {int(result.state.step)} updates")
     for name in ("test_nll", "entropy", "nll_minus_entropy"):
         values = [f"{s[name]:7.3f}" if s[name] is not None else "refused" for s in (before, after)]

@@ -13,22 +13,18 @@ Swap in a trained image EBM (e.g. ``jebm.experiment.load_model``) for the real t
     python examples/inpainting.py --smoke   # seconds (or JEBM_SMOKE=1)
 """
 
-import argparse
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _args import example_parser
 
 import jebm
 from jebm.datasets import digits
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", default=os.environ.get("JEBM_SMOKE") == "1")
-    parser.add_argument("--num-images", type=int, default=16)
-    args = parser.parse_args(argv)
+    args = example_parser(__doc__, num_images=16).parse_args(argv)
     num_images, num_repeats, num_steps = (2, 8, 200) if args.smoke else (args.num_images, 256, 2000)
 
     split = digits.load_digits()

@@ -11,12 +11,11 @@ the test NLL is read off by grid quadrature of log Z.
     python examples/score_matching_with_extra_loss.py --smoke   # seconds (or JEBM_SMOKE=1)
 """
 
-import argparse
-import os
 
 import jax
 import jax.numpy as jnp
 import optax
+from _args import example_parser
 
 import jebm
 
@@ -35,15 +34,11 @@ def with_energy_penalty(objective, energy_fn, alpha):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", default=os.environ.get("JEBM_SMOKE") == "1")
-    parser.add_argument("--num-steps", type=int, default=3000)
-    parser.add_argument("--alpha", type=float, default=0.01)
-    args = parser.parse_args(argv)
+    args = example_parser(__doc__, num_steps=3000, alpha=0.01).parse_args(argv)
     num_steps, batch_size, hidden, grid = (
         (20, 64, (16,), 64) if args.smoke else (args.num_steps, 256, (128, 128), 300))
 
-    toy = jebm.datasets.toy2d.get("8gaussians")
+    toy = jebm.energies.toy_data.get("8gaussians")
     sample = jax.jit(toy.density.sample, static_argnums=1)
     k_model, k_data, k_loss, k_test = jax.random.split(jax.random.key(0), 4)
     energy_fn, params = jebm.energies.mlp_energy(k_model, 2, hidden=hidden)

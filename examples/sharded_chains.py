@@ -11,22 +11,17 @@ single-device run. On one CPU this runs on one device; to see four, fake them:
     python examples/sharded_chains.py --smoke   # seconds (or JEBM_SMOKE=1)
 """
 
-import argparse
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _args import example_parser
 
 import jebm
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", default=os.environ.get("JEBM_SMOKE") == "1")
-    parser.add_argument("--chains-per-device", type=int, default=1024)
-    parser.add_argument("--num-steps", type=int, default=2000)
-    args = parser.parse_args(argv)
+    args = example_parser(__doc__, chains_per_device=1024, num_steps=2000).parse_args(argv)
     per_device, num_steps = (8, 50) if args.smoke else (args.chains_per_device, args.num_steps)
 
     mesh = jebm.parallel.make_mesh()

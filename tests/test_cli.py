@@ -313,11 +313,13 @@ def test_sample_bad_option_is_reported(tmp_path, capsys):
     _fails(
         ["sample", "--num-steps", "10", "--burn-in", "10", "--out", str(tmp_path)],
         capsys,
-        "burn_in",
+        "--burn-in",
     )
-    # zero is refused, not silently replaced by the default
-    _fails(["sample", "--step-size", "0", "--out", str(tmp_path)], capsys, "step_size")
-    _fails(["sample", "--num-steps", "0", "--out", str(tmp_path)], capsys, "num_steps")
+    # zero is refused, not silently replaced by the default; messages name the flag
+    _fails(["sample", "--step-size", "0", "--out", str(tmp_path)], capsys, "--step-size")
+    _fails(["sample", "--num-steps", "0", "--out", str(tmp_path)], capsys, "--num-steps")
+    _fails(["sample", "--init-scale", "-1", "--out", str(tmp_path)], capsys, "--init-scale")
+    assert not list(tmp_path.iterdir())  # refused before anything is written
 
 
 def _entropy_by_quadrature(name: str) -> float:
@@ -327,12 +329,12 @@ def _entropy_by_quadrature(name: str) -> float:
     import jax
     import jax.numpy as jnp
 
-    from jebm.datasets import toy2d
+    from jebm.energies import toy_data
 
     h = 0.02
     xs = jnp.arange(-6.0 + h / 2, 6.0, h)
     grid = jnp.stack(jnp.meshgrid(xs, xs), axis=-1).reshape(-1, 2)
-    log_p = jax.jit(jax.vmap(toy2d.get(name).density.log_prob))(grid)
+    log_p = jax.jit(jax.vmap(toy_data.get(name).density.log_prob))(grid)
     return float(-jnp.sum(jnp.exp(log_p) * log_p) * h * h)
 
 

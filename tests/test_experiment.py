@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from jebm import config as config_module
-from jebm import evaluation, experiment
+from jebm import experiment
 from jebm.config import Config, apply_overrides, load_config
 from jebm.energy import from_nnx, logdensity_fn
 from jebm.samplers import SAMPLERS
@@ -93,9 +93,9 @@ def test_default_run_with_a_user_nnx_energy_trains_and_evaluates(tmp_path):
                              "train.eval_every=0", "data.num_test=2000", "eval.grid_points=100"])
     energy_fn, params = from_nnx(SmallEnergy(nnx.Rngs(0)))
     run = experiment.build_run(cfg, energy=(energy_fn, params))
-    before = evaluation.summary(run, run.initial_state.params)
+    before = experiment.summary(run, run.initial_state.params)
     result = experiment.train_run(run, tmp_path / "run")
-    after = evaluation.summary(run, result.state.params)
+    after = experiment.summary(run, result.state.params)
     assert int(result.state.step) == 30
     assert jax.tree.structure(result.state.params) == jax.tree.structure(params)
     # NLL − H ≥ 0 for any normalised model, up to quadrature and test-set error (2000

@@ -189,12 +189,12 @@ def test_grid_coverage_flags_a_grid_too_coarse_for_the_density():
 
 
 def test_run_summary_refuses_an_nll_from_a_clipped_grid():
-    from jebm import evaluation, experiment
+    from jebm import experiment
     from jebm.config import load_config
 
     cfg = load_config(None, ["eval.grid_low=-1.5", "eval.grid_high=1.5", "data.num_test=200"])
     run = experiment.build_run(cfg)
     # The untrained MLP is nearly flat, so most of its grid mass sits near the edges.
-    out = evaluation.summary(run, run.initial_state.params)
+    out = experiment.summary(run, run.initial_state.params)
     assert out["test_nll"] is None and out["nll_minus_entropy"] is None
     assert not out["grid_coverage"]["ok"] and "grid" in out["error"]

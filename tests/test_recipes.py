@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jebm import evaluation, experiment
+from jebm import experiment
 from jebm.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -96,7 +96,7 @@ def test_jem_trains_on_labels_and_reports_accuracy(trained):
     assert x.shape == (8, 8, 8) and y.shape == (8,) and y.dtype == jnp.int32
     assert {"cross_entropy", "train_accuracy", "energy_pos", "energy_neg"} <= set(result.metrics)
     params = result.state.params
-    out = evaluation.summary(run, params)
+    out = experiment.summary(run, params)
     assert 0.0 <= out["accuracy"] <= 1.0 and np.isfinite(out["test_nll"])
     # the accuracy is the classifier's on the held-out images and their labels
     logits = jax.vmap(run.joint.logits_fn, in_axes=(None, 0))(params, run.data.test)
@@ -158,8 +158,6 @@ def test_jem_base_cancels_in_the_classifier_and_enters_both_energies():
 def test_jem_conditional_chains_start_from_the_base_with_the_adapted_step(monkeypatch):
     # The recipe adapts MALA's step (sampler.target_acceptance); class-conditional chains
     # start from q and take the adapted step, as unconditional ones do (sample_trained).
-    from jebm import tasks
-
     run = experiment.build_run(_tiny("jem"))
     state = run.initial_state._replace(objective_state=run.initial_state.objective_state._replace(
         log_step_size=jnp.log(jnp.float32(0.125))))
@@ -174,7 +172,7 @@ def test_jem_conditional_chains_start_from_the_base_with_the_adapted_step(monkey
         sampler(lambda x: -energy_fn(params, x, labels[0]))  # builds the kernel
         return start
 
-    monkeypatch.setattr(tasks, "conditional_samples", no_moves)
+    monkeypatch.setattr(experiment.sampling, "conditional_samples", no_moves)
     labels, key = jnp.arange(4) % 10, jax.random.key(5)
     draws = experiment.sample_conditional_trained(run._replace(sampler=recording), state, key,
                                                   labels, 3)
@@ -197,12 +195,12 @@ def test_jem_conditional_sample_quality_beside_the_unconditional(monkeypatch):
     monkeypatch.setattr(sq, "baseline_report", lambda *a, **k: {})
     samplers = []
     original = experiment.sample_conditional
-    monkeypatch.setattr(experiment, "sample_conditional", lambda *a, sampler=None, **k: (
+    monkeypatch.setattr(experiment.evaluate, "sample_conditional", lambda *a, sampler=None, **k: (
         samplers.append(sampler) or original(*a, sampler=sampler, **k)))
     run = experiment.build_run(_tiny("jem", "eval.sample_steps=2", "data.classes=[3, 7]",
                                      "eval.quality_draws=2"))
     params = run.initial_state.params
-    extra = evaluation._recipe_extras(run, params, feature_cache="unused",
+    extra = experiment.evaluate._recipe_extras(run, params, feature_cache="unused",
                                       objective_state=run.initial_state.objective_state)
     assert samplers[0] is not None  # the adapted step (experiment.trained_sampler)
     assert extra["sample_quality"]["model"] == {"fd": 1.0}
@@ -214,14 +212,14 @@ def test_jem_conditional_sample_quality_beside_the_unconditional(monkeypatch):
 def test_ladder_runs_report_what_their_nll_is(trained):
     run, result = trained("ncsn")
     params = result.state.params
-    out = evaluation.summary(run, params)
+    out = experiment.summary(run, params)
     assert "sigma_min=0.02" in out["test_nll_model"] and np.isfinite(out["test_nll"])
     # the model energy is the noise-conditional energy at the smallest level
     x = run.data.test[0]
     assert float(run.model_energy_fn(params, x)) == pytest.approx(
         float(run.energy_fn(params, x, 0.02)), rel=1e-5)
     plain, plain_result = trained("jem")  # no ladder: no label on its NLL
-    assert "test_nll_model" not in evaluation._recipe_extras(
+    assert "test_nll_model" not in experiment.evaluate._recipe_extras(
         plain, plain_result.state.params, None)
 
 

@@ -207,7 +207,7 @@ def test_training_is_deterministic():
     b = sq.train_features(data, 3, num_steps=20)
     same = jax.tree.map(lambda u, v: bool(jnp.array_equal(u, v)), a.params, b.params)
     assert all(jax.tree.leaves(same))
-    init_3, init_4 = sq._split_model(3, 64)[1], sq._split_model(4, 64)[1]
+    init_3, init_4 = sq.features._split_model(3, 64)[1], sq.features._split_model(4, 64)[1]
     for layer in ("head", "layers"):  # weight matrices differ (biases start at zero)
         kernels_3 = [v for p, v in jax.tree_util.tree_leaves_with_path(init_3[layer])
                      if "kernel" in jax.tree_util.keystr(p)]  # fmt: skip
@@ -221,14 +221,14 @@ def test_training_is_deterministic():
 def test_cache_round_trip_and_bad_files(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    net = sq.FeatureNetwork(*sq._split_model(1, 64), dataset="digits", input_width=64, seed=1,
-                            test_accuracy=0.5)  # untrained
+    net = sq.FeatureNetwork(*sq.features._split_model(1, 64), dataset="digits", input_width=64,
+                            seed=1, test_accuracy=0.5)  # untrained
     digits = SimpleNamespace(name="digits", event_shape=(8, 8))
-    monkeypatch.setattr(sq, "train_features", lambda data, seed: net)
+    monkeypatch.setattr(sq.features, "train_features", lambda data, seed: net)
     first = sq.load_or_train_features(tmp_path, digits, 1)  # trains (the stub) and saves
     path = tmp_path / "digits_features_seed1.npz"
     assert path.exists()
-    monkeypatch.setattr(sq, "train_features", lambda data, seed: pytest.fail("retrained"))
+    monkeypatch.setattr(sq.features, "train_features", lambda data, seed: pytest.fail("retrained"))
     second = sq.load_or_train_features(tmp_path, digits, 1)  # must read the cache
     same = jax.tree.map(lambda u, v: bool(jnp.array_equal(u, v)), first.params, second.params)
     assert all(jax.tree.leaves(same)) and (second.seed, second.dataset) == (1, "digits")

@@ -13,11 +13,13 @@ One mesh with two named axes serves both workloads:
   one all-reduce of the gradient.
 
 Meshes are built with ``AxisType.Auto`` axes (sharding propagated by the
-compiler), so code written for one device runs unchanged on many; sharding never
-changes a value, only where it is computed. With partitionable Threefry (the
-default), random draws do not depend on the sharding either, so a sharded run
-equals the single-device run bit for bit when there is no cross-device reduction,
-and up to float reduction order when there is (the gradient mean).
+compiler), so code written for one device runs unchanged on many. With partitionable
+Threefry (the default), random draws do not depend on the sharding, so a sharded sampler
+run of an elementwise energy equals the single-device run bit for bit. An energy with
+matrix products (an MLP, a conv net) may round differently, since XLA picks its matmul
+kernel by the per-device batch; its chains then agree to float32 round-off compounded
+over the steps (docs/distributed.md gives the tested bound). Data-parallel training
+agrees up to float reduction order (the gradient mean).
 
 Several hosts: call :func:`initialize` first on every host, build the mesh from
 all (global) devices, feed each host's part of the batch with

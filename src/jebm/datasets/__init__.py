@@ -1,11 +1,14 @@
-"""Data sets: the FFJORD two-dimensional toys with true densities and entropies, digits,
-and loaders for MNIST, Fashion-MNIST and CIFAR-10 (binary) files the user provides."""
+"""Data sets from files and arrays: digits (embedded), and loaders for MNIST, Fashion-MNIST
+and CIFAR-10 (binary) files the user provides.
 
-from jebm.datasets import cifar, digits, mnist, toy2d
+The FFJORD two-dimensional toys, which are distributions with exact densities and
+entropies built from analytic energies, live one layer up, in :mod:`jebm.energies.toy_data`.
+"""
+
+from jebm.datasets import cifar, digits, mnist
 from jebm.datasets.cifar import load_cifar10
 from jebm.datasets.labels import NUM_CLASSES
 from jebm.datasets.mnist import ImageSplit, load_fashion_mnist, load_mnist
-from jebm.datasets.toy2d import Toy2D
 
-__all__ = ["toy2d", "digits", "mnist", "cifar", "Toy2D", "ImageSplit", "load_mnist",
-           "load_fashion_mnist", "load_cifar10", "NUM_CLASSES"]  # fmt: skip
+__all__ = ["digits", "mnist", "cifar", "ImageSplit", "load_mnist", "load_fashion_mnist",
+           "load_cifar10", "NUM_CLASSES"]  # fmt: skip

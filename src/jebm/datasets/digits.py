@@ -9,8 +9,8 @@ continuous NLLs in nats on [0, 1]⁶⁴ are comparable with each other and, afte
 ``64 log 17 ≈ 181.3`` nats, bound the discrete NLL.
 
 The split is a fixed numpy permutation of the (optionally class-filtered) images;
-labels are kept. :func:`gaussian_nll` (and :func:`jebm.densities.fit_gaussian`) give the
-full-covariance Gaussian baseline on the dequantised data.
+labels are kept. The full-covariance Gaussian baseline on the dequantised data is
+``jebm.densities.baseline_nll(DENSITIES["gaussian"](train), test)``, as for every data set.
 
 References:
   Alpaydin, E. and Kaynak, C. (1998). Optical Recognition of Handwritten Digits.
@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float, Int
 
-from jebm.densities import _moments
 from jebm.types import Array, PRNGKey
 
 __all__ = [
@@ -38,7 +37,6 @@ __all__ = [
     "binarize",
     "sampler",
     "labelled_sampler",
-    "gaussian_nll",
     "NUM_LEVELS",
     "IMAGE_SHAPE",
     "DISCRETE_OFFSET",
@@ -213,39 +211,3 @@ def labelled_sampler(
         return dequantize(k_noise, table[index]), targets[index]
 
     return sample
-
-
-def gaussian_nll(train: Float[Array, "n ..."], test: Float[Array, "m ..."]) -> tuple[float, float]:
-    """Test NLL (nats per image) of the maximum-likelihood Gaussian fitted to ``train``.
-
-    The baseline for the digits EBM. The Gaussian puts some mass outside [0, 1]⁶⁴;
-    restricting it to the box would only raise its density there, so this NLL is an
-    upper bound on that of the truncated Gaussian.
-
-    Args:
-      train: ``(n, *event)`` concrete training data (flattened per row), ``n >= 2``; the
-        covariance has divisor ``n`` and no jitter, so it must be positive definite.
-      test: ``(m, *event)`` held-out data of the same event size (``m >= 2`` for a
-        standard error).
-
-    Returns:
-      ``(nll, stderr)``: the mean over ``test`` of ``−log N(x; μ, Σ)`` (float64) and its
-      standard error over the test images.
-
-    Examples:
-      >>> import jax
-      >>> from jebm.datasets.digits import dequantize, gaussian_nll, load_digits
-      >>> split = load_digits()
-      >>> k1, k2 = jax.random.split(jax.random.key(0))
-      >>> nll, _ = gaussian_nll(dequantize(k1, split.train_counts),
-      ...                       dequantize(k2, split.test_counts))
-      >>> -55 < nll < -45
-      True
-    """
-    mean, cov = _moments(train, ddof=0)
-    y = np.asarray(test, np.float64).reshape(len(test), -1)
-    chol = np.linalg.cholesky(cov)
-    white = np.linalg.solve(chol, (y - mean).T)  # (d, m)
-    log_det = 2.0 * np.sum(np.log(np.diag(chol)))
-    nll = 0.5 * (np.sum(white**2, 0) + log_det + mean.size * math.log(2 * math.pi))
-    return float(nll.mean()), float(nll.std(ddof=1) / math.sqrt(len(nll)))

@@ -1,4 +1,8 @@
-"""Ready-made energies: analytic oracles with exact log Z, toy densities, and neural energies."""
+"""Ready-made energies: analytic oracles with exact log Z, toy densities, and neural energies.
+
+:mod:`jebm.energies.toy_data` holds the FFJORD 2-D toy data sets (:class:`Toy2D`): exact
+samplers, log-densities and entropies, several of them the toy energies of this package.
+"""
 
 from jebm.energies.analytic import AnalyticEnergy, gaussian, gaussian_mixture
 from jebm.energies.conv import ConvEnergy, JointEnergy, conv_energy, joint_energy_fns
@@ -20,6 +24,7 @@ from jebm.energies.noise_conditional import (
     noise_conditional_conv_energy,
 )
 from jebm.energies.toy2d import checkerboard, eight_gaussians, rings
+from jebm.energies.toy_data import Toy2D
 
 __all__ = [
     "AnalyticEnergy",
@@ -28,6 +33,7 @@ __all__ = [
     "eight_gaussians",
     "rings",
     "checkerboard",
+    "Toy2D",
     "MLPEnergy",
     "mlp_energy",
     "ACTIVATIONS",

@@ -1,7 +1,7 @@
 """Two-dimensional toy energies with an exact partition function.
 
 Three densities of the FFJORD toy set (Grathwohl et al., 2019) have a closed
-form, and this module is their one implementation (:mod:`jebm.datasets.toy2d`
+form, and this module is their one implementation (:mod:`jebm.energies.toy_data`
 builds its ``log_prob`` from these energies):
 
 * :func:`eight_gaussians`: eight isotropic Gaussians on a circle, a

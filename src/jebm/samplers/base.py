@@ -60,6 +60,9 @@ from jebm.types import Array, ArrayTree, PRNGKey
 __all__ = [
     "SamplingAlgorithm",
     "logdensity_and_grad",
+    "GradientState",
+    "gradient_state",
+    "MetropolisInfo",
     "logdensity_value",
     "strong_dtype",
     "tunables_valid",
@@ -147,6 +150,52 @@ def logdensity_and_grad(logdensity_fn, position: ArrayTree) -> tuple[Array, Arra
     _check_scalar(value, logdensity_fn)
     (grad,) = pullback(jnp.ones_like(value))
     return strong_dtype(value), grad
+
+
+class GradientState(NamedTuple):
+    """A chain state that caches ``log p`` and ``∇log p`` at its position: the state of MALA,
+    HMC and ULA (``MALAState``, ``HMCState`` and ``ULAState`` are this class).
+
+    Attributes:
+      position: the current position (a pytree of arrays).
+      logdensity: ``log p(position)``, cached.
+      logdensity_grad: ``∇log p(position)``, cached; same structure as ``position``.
+    """
+
+    position: ArrayTree
+    logdensity: Array
+    logdensity_grad: ArrayTree
+
+
+def gradient_state(position: ArrayTree, logdensity_fn) -> GradientState:
+    """The :class:`GradientState` at ``position``: the ``init`` of MALA, HMC and ULA.
+
+    Args:
+      position: the starting position (a pytree of arrays); Python and weakly typed
+        scalars are made strongly typed.
+      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
+
+    Returns:
+      The state holding the position, its log-density and its gradient.
+    """
+    position = strong_dtype(position)
+    logdensity, grad = logdensity_and_grad(logdensity_fn, position)
+    return GradientState(position, logdensity, grad)
+
+
+class MetropolisInfo(NamedTuple):
+    """Diagnostics of one Metropolis–Hastings transition (MALA's and RWMH's).
+
+    Attributes:
+      acceptance_rate: the Metropolis–Hastings acceptance probability.
+      is_accepted: whether the proposal was accepted.
+      is_divergent: whether the proposal or current state was not finite, or a traced
+        tunable (step size or preconditioner) was bad; the proposal is then rejected.
+    """
+
+    acceptance_rate: Array
+    is_accepted: Array
+    is_divergent: Array
 
 
 def tunables_valid(*tunables: ArrayTree) -> Array:

@@ -65,6 +65,7 @@ References:
   divergence. Neural Computation 14(8), 1771–1800. (block Gibbs in an RBM)
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -237,6 +238,33 @@ def metropolis_flip_init(position: Array, logdensity_fn: LogDensityFn) -> Discre
     return DiscreteState(position, logdensity_fn(position))
 
 
+def _single_site_kernel(propose: Callable, num_move_uniforms: int, categorical: bool):
+    """A Metropolis–Hastings kernel around a single-site move: the bookkeeping that the
+    flip and Gibbs-with-Gradients kernels share.
+
+    ``propose(state, u, logdensity_fn) -> (proposal, log_q_terms, valid)`` draws the move
+    from the uniforms ``u`` (``num_move_uniforms`` of them), and returns the proposed state,
+    the terms ``log q(x | x′) − log q(x′ | x)`` adds to ``log p(x′) − log p(x)`` (empty for a
+    symmetric move), and whether the proposal is finite. One more uniform decides.
+    """
+
+    def kernel(key: PRNGKey, state, logdensity_fn: LogDensityFn):
+        x = state.position
+        if categorical:
+            _check_categorical(x)
+        u = _uniforms(key, num_move_uniforms + 1, jnp.result_type(x.dtype, jnp.float32))
+        proposal, log_q_terms, valid = propose(state, u, logdensity_fn)
+        log_ratio = proposal.logdensity - state.logdensity
+        for term in log_q_terms:
+            log_ratio = log_ratio + term
+        new_state, rate, accept = metropolis_select(
+            state, proposal, log_ratio, jnp.log(u[num_move_uniforms]), valid
+        )
+        return new_state, DiscreteInfo(rate, accept)
+
+    return kernel
+
+
 def build_metropolis_flip_kernel(categorical: bool = False):
     """Return ``kernel(key, state, logdensity_fn) -> (state, info)``.
 
@@ -244,13 +272,9 @@ def build_metropolis_flip_kernel(categorical: bool = False):
       categorical: one-hot states along the last axis (static); binary otherwise.
     """
 
-    def kernel(
-        key: PRNGKey, state: DiscreteState, logdensity_fn: LogDensityFn
-    ) -> tuple[DiscreteState, DiscreteInfo]:
+    def propose(state: DiscreteState, u: Array, logdensity_fn: LogDensityFn):
         x = state.position
-        u = _uniforms(key, 3, jnp.result_type(x.dtype, jnp.float32))
         if categorical:
-            _check_categorical(x)
             q = x.shape[-1]
             num_sites = x.size // q
             site = jnp.minimum(jnp.floor(u[0] * num_sites).astype(jnp.int32), num_sites - 1)
@@ -260,13 +284,9 @@ def build_metropolis_flip_kernel(categorical: bool = False):
         else:
             move = jnp.minimum(jnp.floor(u[0] * x.size).astype(jnp.int32), x.size - 1)
         proposal = metropolis_flip_init(_apply_move(x, move, categorical), logdensity_fn)
-        log_ratio = proposal.logdensity - state.logdensity
-        new_state, rate, accept = metropolis_select(
-            state, proposal, log_ratio, jnp.log(u[2]), jnp.isfinite(proposal.logdensity)
-        )
-        return new_state, DiscreteInfo(rate, accept)
+        return proposal, (), jnp.isfinite(proposal.logdensity)
 
-    return kernel
+    return _single_site_kernel(propose, 2, categorical)
 
 
 def metropolis_flip(logdensity_fn: LogDensityFn, *, categorical: bool = False) -> SamplingAlgorithm:
@@ -351,13 +371,8 @@ def build_gwg_kernel(categorical: bool = False):
       categorical: one-hot states along the last axis (static); binary otherwise.
     """
 
-    def kernel(
-        key: PRNGKey, state: GWGState, logdensity_fn: LogDensityFn
-    ) -> tuple[GWGState, DiscreteInfo]:
+    def propose(state: GWGState, u: Array, logdensity_fn: LogDensityFn):
         x = state.position
-        if categorical:
-            _check_categorical(x)
-        u = _uniforms(key, 2, jnp.result_type(x.dtype, jnp.float32))
         move = _inverse_cdf(state.move_weights, u[0])
         log_q_fwd = jnp.log(_pick(state.move_weights, move)) - state.move_log_total
         proposal, logits_rev, top_rev = _gwg_state(
@@ -365,14 +380,10 @@ def build_gwg_kernel(categorical: bool = False):
         )
         back = _reverse_move(x, move, categorical)
         log_q_rev = _pick(logits_rev, back) - top_rev - proposal.move_log_total
-        log_ratio = proposal.logdensity - state.logdensity + log_q_rev - log_q_fwd
         valid = jnp.isfinite(proposal.logdensity) & jnp.isfinite(proposal.move_log_total)
-        new_state, rate, accept = metropolis_select(
-            state, proposal, log_ratio, jnp.log(u[1]), valid
-        )
-        return new_state, DiscreteInfo(rate, accept)
+        return proposal, (log_q_rev, -log_q_fwd), valid
 
-    return kernel
+    return _single_site_kernel(propose, 1, categorical)
 
 
 def gibbs_with_gradients(

@@ -34,32 +34,22 @@ from jax.flatten_util import ravel_pytree
 
 from jebm._validate import check_float, check_int
 from jebm.samplers.base import (
+    GradientState,
     SamplingAlgorithm,
+    gradient_state,
     logdensity_and_grad,
     mass_matrix,
     metropolis_select,
     normal_and_uniform,
     scalar_tunable,
-    strong_dtype,
     tunables_valid,
 )
-from jebm.types import Array, ArrayTree, LogDensityFn, PRNGKey
+from jebm.types import Array, LogDensityFn, PRNGKey
 
 __all__ = ["HMCState", "HMCInfo", "init", "build_kernel", "hmc"]
 
 
-class HMCState(NamedTuple):
-    """State of an HMC chain.
-
-    Attributes:
-      position: the current position (a pytree of arrays).
-      logdensity: ``log p(position)``, cached.
-      logdensity_grad: ``∇log p(position)``, cached; same structure as ``position``.
-    """
-
-    position: ArrayTree
-    logdensity: Array
-    logdensity_grad: ArrayTree
+HMCState = GradientState  # position, log p and ∇log p, cached
 
 
 class HMCInfo(NamedTuple):
@@ -79,20 +69,7 @@ class HMCInfo(NamedTuple):
     energy_error: Array  # ΔH = H(end) − H(start); the log acceptance ratio is −ΔH
 
 
-def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> HMCState:
-    """Build an HMC state at ``position``.
-
-    Args:
-      position: the starting position (a pytree of arrays); Python and weakly typed
-        scalars are made strongly typed.
-      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
-
-    Returns:
-      A ``HMCState`` holding the position, its log-density and its gradient.
-    """
-    position = strong_dtype(position)
-    logdensity, grad = logdensity_and_grad(logdensity_fn, position)
-    return HMCState(position, logdensity, grad)
+init = gradient_state
 
 
 def build_kernel(num_integration_steps: int, divergence_threshold: float = 1000.0):

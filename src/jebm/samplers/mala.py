@@ -36,7 +36,6 @@ References:
   Monte Carlo methods. JRSS B 73(2), 123–214. (constant-metric MALA, Sec. 5)
 """
 
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,13 +43,14 @@ from jax.flatten_util import ravel_pytree
 
 from jebm._validate import check_float
 from jebm.samplers.base import (
+    GradientState,
+    MetropolisInfo,
     SamplingAlgorithm,
-    logdensity_and_grad,
+    gradient_state,
     mass_matrix,
     metropolis_select,
     normal_and_uniform,
     scalar_tunable,
-    strong_dtype,
     tree_all_finite,
     tree_vdot,
     tunables_valid,
@@ -60,49 +60,10 @@ from jebm.types import Array, ArrayTree, LogDensityFn, PRNGKey
 __all__ = ["MALAState", "MALAInfo", "init", "build_kernel", "mala"]
 
 
-class MALAState(NamedTuple):
-    """State of a MALA chain.
-
-    Attributes:
-      position: the current position (a pytree of arrays).
-      logdensity: ``log p(position)``, cached.
-      logdensity_grad: ``∇log p(position)``, cached; same structure as ``position``.
-    """
-
-    position: ArrayTree
-    logdensity: Array
-    logdensity_grad: ArrayTree
-
-
-class MALAInfo(NamedTuple):
-    """Diagnostics of one MALA transition.
-
-    Attributes:
-      acceptance_rate: the Metropolis–Hastings acceptance probability.
-      is_accepted: whether the proposal was accepted.
-      is_divergent: whether the proposal or current state was not finite, or a traced
-        tunable (step size or preconditioner) was bad; the proposal is then rejected.
-    """
-
-    acceptance_rate: Array
-    is_accepted: Array
-    is_divergent: Array  # non-finite proposal or current state, or a bad traced tunable
-
-
-def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> MALAState:
-    """Build a MALA state at ``position``.
-
-    Args:
-      position: the starting position (a pytree of arrays); Python and weakly typed
-        scalars are made strongly typed.
-      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
-
-    Returns:
-      A ``MALAState`` holding the position, its log-density and its gradient.
-    """
-    position = strong_dtype(position)
-    logdensity, grad = logdensity_and_grad(logdensity_fn, position)
-    return MALAState(position, logdensity, grad)
+# MALA's state caches log p and its gradient; its info is a Metropolis step's.
+MALAState = GradientState
+MALAInfo = MetropolisInfo
+init = gradient_state
 
 
 def _log_q(to: ArrayTree, frm: ArrayTree, frm_grad: ArrayTree, step_size: Array) -> Array:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from jebm._validate import check_float
 from jebm.samplers.base import (
+    MetropolisInfo,
     SamplingAlgorithm,
     logdensity_value,
     metropolis_select,
@@ -51,19 +52,7 @@ class RWMHState(NamedTuple):
     logdensity: Array
 
 
-class RWMHInfo(NamedTuple):
-    """Diagnostics of one RWMH transition.
-
-    Attributes:
-      acceptance_rate: the Metropolis acceptance probability ``min(1, p(x′) / p(x))``.
-      is_accepted: whether the proposal was accepted.
-      is_divergent: whether the proposal or current state was not finite, or a traced
-        step size was bad; the proposal is then rejected.
-    """
-
-    acceptance_rate: Array
-    is_accepted: Array
-    is_divergent: Array  # non-finite proposal or current state, or a bad traced step size
+RWMHInfo = MetropolisInfo
 
 
 def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> RWMHState:

@@ -54,10 +54,10 @@ import jax.numpy as jnp
 
 from jebm._validate import check_float, is_static_number
 from jebm.samplers.base import (
+    GradientState,
     SamplingAlgorithm,
-    logdensity_and_grad,
+    gradient_state,
     normal_like,
-    strong_dtype,
     tree_all_finite,
     tree_broadcast,
     tree_vdot,
@@ -68,18 +68,7 @@ from jebm.types import Array, ArrayTree, LogDensityFn, PRNGKey
 __all__ = ["ULAState", "ULAInfo", "init", "build_kernel", "ula"]
 
 
-class ULAState(NamedTuple):
-    """State of a ULA chain.
-
-    Attributes:
-      position: the current position (a pytree of arrays).
-      logdensity: ``log p(position)``, cached.
-      logdensity_grad: ``∇log p(position)``, cached; same structure as ``position``.
-    """
-
-    position: ArrayTree
-    logdensity: Array
-    logdensity_grad: ArrayTree
+ULAState = GradientState  # position, log p and ∇log p, cached
 
 
 class ULAInfo(NamedTuple):
@@ -98,20 +87,7 @@ class ULAInfo(NamedTuple):
     is_divergent: Array
 
 
-def init(position: ArrayTree, logdensity_fn: LogDensityFn) -> ULAState:
-    """Build a ULA state at ``position``.
-
-    Args:
-      position: the starting position (a pytree of arrays); Python and weakly typed
-        scalars are made strongly typed.
-      logdensity_fn: ``x ↦ log p(x)`` up to a constant.
-
-    Returns:
-      A ``ULAState`` holding the position, its log-density and its gradient.
-    """
-    position = strong_dtype(position)
-    logdensity, grad = logdensity_and_grad(logdensity_fn, position)
-    return ULAState(position, logdensity, grad)
+init = gradient_state
 
 
 def build_kernel():

@@ -1,4 +1,4 @@
-"""Tests for jebm.datasets.toy2d: samplers, log-densities and entropies agree.
+"""Tests for jebm.energies.toy_data: samplers, log-densities and entropies agree.
 
 The oracles are independent of the code under test: the FFJORD generators
 re-expressed in numpy (and scikit-learn's own generators where FFJORD calls them),
@@ -17,9 +17,9 @@ from scipy.integrate import simpson
 from scipy.stats import norm
 from sklearn.datasets import make_circles, make_moons, make_swiss_roll
 
-from jebm.datasets import toy2d
+from jebm.energies import toy_data
 
-ALL = toy2d.NAMES
+ALL = toy_data.NAMES
 SLOW = {"2spirals"}  # its log_prob costs ~0.3 ms per point on a CPU core
 # Half-width of a square holding all but < 1e-8 of each data set's mass.
 HALF_WIDTH = {
@@ -50,7 +50,7 @@ def _grid(name: str):
     m = round(2 * half / GRID_H)
     g = -half + GRID_H * (np.arange(m) + 0.5)
     pts = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1)
-    log_prob = jax.jit(jax.vmap(toy2d.get(name).density.log_prob))
+    log_prob = jax.jit(jax.vmap(toy_data.get(name).density.log_prob))
     log_p = np.asarray(log_prob(jnp.asarray(pts.reshape(-1, 2), jnp.float32)), np.float64)
     return pts, log_p.reshape(m, m)
 
@@ -142,12 +142,12 @@ def test_names_are_the_ffjord_set():
 
 def test_unknown_name_raises_listing_valid_names():
     with pytest.raises(ValueError, match="8gaussians.*2spirals"):
-        toy2d.get("8gausians")
+        toy_data.get("8gausians")
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_sample_shape_dtype_determinism(name):
-    data = toy2d.get(name)
+    data = toy_data.get(name)
     assert data.name == name
     key = jax.random.key(3)
     x = data.density.sample(key, 7)
@@ -162,13 +162,13 @@ def test_sample_shape_dtype_determinism(name):
 @pytest.mark.parametrize("name", ALL)
 def test_log_prob_rejects_a_batch(name):
     with pytest.raises(ValueError, match="shape"):
-        toy2d.get(name).density.log_prob(jnp.zeros((3, 2)))
+        toy_data.get(name).density.log_prob(jnp.zeros((3, 2)))
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if n != "checkerboard"])
 def test_log_prob_and_gradient_are_finite(name):
     # Origin (a branch point for ‖x‖), samples, and points far in the tails.
-    data = toy2d.get(name)
+    data = toy_data.get(name)
     pts = jnp.concatenate(
         [
             jnp.zeros((1, 2)),
@@ -181,7 +181,7 @@ def test_log_prob_and_gradient_are_finite(name):
 
 
 def test_checkerboard_log_prob_is_uniform_on_the_squares():
-    log_prob = toy2d.get("checkerboard").density.log_prob
+    log_prob = toy_data.get("checkerboard").density.log_prob
     inside = jnp.array([[1.0, 1.0], [-3.0, -3.0], [3.0, -1.0], [-1.0, 3.0]])
     outside = jnp.array([[1.0, -1.0], [-3.0, -1.0], [4.5, 0.5], [0.5, -4.5]])
     np.testing.assert_allclose(jax.vmap(log_prob)(inside), -math.log(32.0), rtol=1e-6)
@@ -190,7 +190,7 @@ def test_checkerboard_log_prob_is_uniform_on_the_squares():
 
 def test_eight_gaussians_entropy_is_the_known_value():
     # Nearly separated components: H ≈ log 8 + log(2πe σ²) = 2.8379 less a small overlap term.
-    assert abs(toy2d.get("8gaussians").entropy - 2.832) < 5e-4
+    assert abs(toy_data.get("8gaussians").entropy - 2.832) < 5e-4
 
 
 # --- densities against independent float64 quadrature ------------------------------------
@@ -226,7 +226,7 @@ def _latent_oracle(name: str, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["moons", "swissroll", "2spirals"])
 def test_quadrature_log_prob_matches_float64_oracle(name):
-    data = toy2d.get(name)
+    data = toy_data.get(name)
     x = np.concatenate(
         [np.asarray(data.density.sample(jax.random.key(1), 12), np.float64),
          [[0.3, -0.2], [2.5, 2.5]]]
@@ -256,12 +256,12 @@ def test_entropy_constant_matches_grid_quadrature(name):
     p = np.exp(log_p)
     entropy = -np.sum(p * np.where(p > 0, log_p, 0.0)) * GRID_H**2  # 0 log 0 = 0
     # Same quadrature error as the mass, times |log p| ≲ 10 where p is not negligible.
-    assert abs(entropy - toy2d.get(name).entropy) < 1e-4
+    assert abs(entropy - toy_data.get(name).entropy) < 1e-4
 
 
 @pytest.mark.parametrize("name", _slow_marked(ALL))
 def test_mean_log_prob_of_samples_is_minus_entropy(name):
-    data = toy2d.get(name)
+    data = toy_data.get(name)
     n = 4_000 if name in SLOW else 20_000
     log_p = jax.jit(jax.vmap(data.density.log_prob))(data.density.sample(jax.random.key(11), n))
     log_p = np.asarray(log_p, np.float64)
@@ -273,7 +273,7 @@ def test_mean_log_prob_of_samples_is_minus_entropy(name):
 
 @pytest.mark.parametrize("name", _slow_marked(ALL))
 def test_sampler_histogram_matches_log_prob(name):
-    x = np.asarray(toy2d.get(name).density.sample(jax.random.key(5), 20_000), np.float64)
+    x = np.asarray(toy_data.get(name).density.sample(jax.random.key(5), 20_000), np.float64)
     stat, dof = _chi_square(x, name)
     assert stat < _chi_square_bound(dof), (stat, dof)
 
@@ -300,7 +300,7 @@ def test_chi_square_detects_a_wrong_generator():
 @pytest.mark.parametrize("name", ["pinwheel", "rings", "moons"])
 def test_log_prob_gradient_matches_finite_differences(name):
     # pinwheel's gradient flows through its Newton root solve (implicit function).
-    data = toy2d.get(name)
+    data = toy_data.get(name)
     x = data.density.sample(jax.random.key(9), 6)
     grad = np.asarray(jax.jit(jax.vmap(jax.grad(data.density.log_prob)))(x), np.float64)
     log_prob = jax.jit(jax.vmap(data.density.log_prob))

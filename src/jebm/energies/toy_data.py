@@ -1,5 +1,8 @@
 """The FFJORD two-dimensional toy data sets, with their true densities and entropies.
 
+They are distributions built on the analytic energies of this package, so they live in the
+energies layer (``jebm.datasets`` holds data read from files and arrays).
+
 Eight data sets of Grathwohl et al. (2019), ``lib/toy_data.py`` of the FFJORD code:
 ``8gaussians``, ``checkerboard``, ``rings``, ``circles``, ``moons``, ``swissroll``,
 ``pinwheel`` and ``2spirals``. Each is a :class:`Toy2D` with
@@ -41,7 +44,7 @@ one component per node; ``2spirals`` does the same with its box-times-Gaussian
 kernel; ``pinwheel`` inverts the generator (for each class, a scalar Newton solve
 for the latent angle) and applies the change-of-variables formula. The quadrature
 and root-finding errors are far below float32 resolution of the log-density where
-the density is not negligible (see ``tests/test_toy2d.py``).
+the density is not negligible (see ``tests/test_toy_data.py``).
 
 Entropies. The constants in ``_ENTROPIES`` were computed once, offline, as
 ``−Σ p log p h²``, the midpoint rule with spacing ``h = 0.025`` on a square holding
@@ -379,8 +382,8 @@ def get(name: str) -> Toy2D:
 
     Examples:
       >>> import jax
-      >>> from jebm.datasets import toy2d
-      >>> data = toy2d.get("8gaussians")
+      >>> from jebm.energies import toy_data
+      >>> data = toy_data.get("8gaussians")
       >>> data.density.sample(jax.random.key(0), 4).shape
       (4, 2)
       >>> round(data.entropy, 3)
