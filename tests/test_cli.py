@@ -143,6 +143,41 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_fix(tmp_path, capsys):
     assert summary["num_steps"] == 20
 
 
+def test_ctrl_c_stops_in_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    # Ctrl-C lands in the second periodic evaluation (step 20): the finished chunks are
+    # checkpointed, one line says where, and the same command then finishes the run.
+    from jebm.experiment import training
+
+    original = training.train_loop
+
+    def interrupted_loop(*args, eval_fn=None, **kwargs):
+        calls = []
+
+        def stop_at_the_second(state):
+            calls.append(int(state.step))
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return eval_fn(state)
+
+        return original(*args, eval_fn=stop_at_the_second, **kwargs)
+
+    work = tmp_path / "w"
+    argv = ["train", "--workdir", str(work), "--no-progress", *TINY, "train.num_steps=30"]
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "train_loop", interrupted_loop)
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted (Ctrl-C) at step 20; checkpoint 20" in err, err
+    assert "run the same command to resume" in err
+    assert not (work / "summary.json").exists()
+    summary = _run(argv, capsys)
+    assert summary["num_steps"] == 30 and (work / "summary.json").is_file()
+    records = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval/nll" in r] == [10, 30]  # 20 was interrupted
+
+
 def test_version(capsys):
     main(["--version"])
     assert capsys.readouterr().out.startswith("jebm 0.")

@@ -10,6 +10,8 @@ The docstrings of the subcommands are their ``--help`` text, so they are plain t
 reStructuredText.
 """
 
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -150,6 +152,19 @@ _DESCRIPTION = """Energy-based models in JAX: train, sample and evaluate.
 Each subcommand prints its summary as JSON. jebm --version (-V) prints the version."""
 
 
+def _interrupted(err: KeyboardInterrupt) -> str:
+    """The one line that answers Ctrl-C: where training stopped and how to go on."""
+    from jebm.train import TrainingInterrupted
+
+    if not isinstance(err, TrainingInterrupted):
+        return "interrupted (Ctrl-C); nothing was lost: run the same command again."
+    if err.directory is None or err.last_checkpoint is None:
+        return (f"interrupted (Ctrl-C) at step {err.step}, before any checkpoint: run the same "
+                "command to start again.")
+    return (f"interrupted (Ctrl-C) at step {err.step}; checkpoint {err.last_checkpoint} is in "
+            f"{err.directory}: run the same command to resume from it.")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``jebm`` console script.
 
@@ -169,6 +184,10 @@ def main(argv: list[str] | None = None) -> None:
 
         use_cpu_cores()
         enable_compilation_cache()
+        # Ctrl-C stops jebm even when it was started where SIGINT is ignored (a background
+        # job of a script inherits SIG_IGN); it is answered below in one line
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    argv_given = argv is not None
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("--version", "-V"):
         from jebm import __version__
@@ -180,6 +199,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         summary = tyro.extras.subcommand_cli_from_dict(subcommands, prog="jebm", args=argv,
                                                        description=_DESCRIPTION)
+    except KeyboardInterrupt as err:
+        print(f"jebm: {_interrupted(err)}", file=sys.stderr)
+        if argv_given:
+            raise SystemExit(130) from None
+        # the console script leaves at once: XLA's threads may still be compiling, and a
+        # normal interpreter teardown beside them can crash (every file is closed by now)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except Exception as err:
         from jebm.train import CheckpointError, TrainingDivergedError
 

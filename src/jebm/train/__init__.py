@@ -12,7 +12,13 @@ from jebm.train.checkpoint import (
     save_checkpoint,
 )
 from jebm.train.health import DEFAULT_HEALTH, HealthConfig
-from jebm.train.loop import TrainingDivergedError, TrainResult, batch_fn, train_loop
+from jebm.train.loop import (
+    TrainingDivergedError,
+    TrainingInterrupted,
+    TrainResult,
+    batch_fn,
+    train_loop,
+)
 from jebm.train.metrics import MetricsLogger, TornMetricsWarning, first_nonfinite, read_metrics
 from jebm.train.state import TrainState, init_train_state, model_params, params_kind
 from jebm.train.step import make_train_step
@@ -26,6 +32,7 @@ __all__ = [
     "train_loop",
     "TrainResult",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "batch_fn",
     "CheckpointError",
     "checkpoint_manager",

@@ -79,6 +79,24 @@ CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by Ctrl-C (SIGINT) between two chunks of updates.
+
+    The state of the last finished chunk was checkpointed first (with a workdir), so the
+    same call resumes from it. A subclass of ``KeyboardInterrupt``: code that lets Ctrl-C
+    through still does.
+
+    Attributes:
+      step: the updates done when it stopped.
+      last_checkpoint: the step of the newest checkpoint on disk, or ``None``.
+      directory: the checkpoint folder, or ``None`` without a workdir.
+    """
+
+    def __init__(self, step: int, last_checkpoint: int | None, directory: str | None):
+        self.step, self.last_checkpoint, self.directory = step, last_checkpoint, directory
+        super().__init__(f"interrupted at step {step}")
+
+
 class TrainingDivergedError(RuntimeError):
     """Training ran away: a non-finite value, or a health check failing for too long.
 
@@ -489,6 +507,17 @@ def _run(state, run_chunk, manager, logger, bar, *, num_steps, chunk_size, check
                     save_checkpoint(manager, end, state, extra=checkpoint_extra, healthy=healthy,
                                     origin=origin)
                 marks[end] = healthy
+    except KeyboardInterrupt:
+        # Ctrl-C: keep what the finished chunks did, then stop (orbax finishes the save
+        # when the manager closes)
+        step = int(state.step)
+        if manager is not None and step > start and step not in marks:
+            healthy = checks is None or is_healthy(health, checks, step)
+            with _quiet_absl():
+                save_checkpoint(manager, step, state, extra=checkpoint_extra, healthy=healthy,
+                                origin=origin)
+            marks[step] = healthy
+        raise TrainingInterrupted(step, max(marks) if marks else None, directory) from None
     finally:
         bar.close()
     if start >= num_steps and eval_fn is not None:
