@@ -474,3 +474,47 @@ def test_digits_nce_on_a_logit_gaussian_base(tmp_path, capsys):
     assert summary["ais_ess"] > 0.5 * 8
     assert abs(summary["test_nll"] - summary["logit_gaussian_nll"]) < 5.0, summary
     assert math.isfinite(summary["nce_log_z"])
+
+
+def test_a_workdir_that_is_a_file_or_read_only_is_a_clear_error(tmp_path, capsys, trained,
+                                                                 monkeypatch):
+    import errno
+    import shutil
+
+    from jebm.experiment import workdir
+
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    _fails(["train", "--workdir", str(afile), "--no-progress", *TINY], capsys, "is a file")
+    assert afile.read_text() == "mine"
+    # read-only folders, as the OS reports them (root may write anyway, so the errors are
+    # raised where jebm would meet them)
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "mkdir", refuse)
+        err = _fails(["train", "--workdir", str(tmp_path / "w"), "--no-progress", *TINY],
+                     capsys, f"cannot use {tmp_path / 'w'}: Permission denied")
+    assert err.count("\n") == 1
+    copy = tmp_path / "copy"
+    shutil.copytree(trained, copy)
+    with monkeypatch.context() as patch:
+        patch.setattr(workdir.os, "access", lambda path, mode: False)
+        patch.setattr(workdir, "run_summary", lambda *a, **k: pytest.fail("evaluated first"))
+        _fails(["evaluate", "--workdir", str(copy), "--step", "10"], capsys,
+               f"cannot use {copy}: cannot write evaluation-step10.json there")
+
+
+def test_a_failed_resume_keeps_the_summary_and_names_the_flag(trained, tmp_path, capsys):
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(trained, work)
+    (work / "checkpoints" / "20" / "state" / "manifest.ocdbt").unlink()  # damaged
+    before = (work / "summary.json").read_bytes()
+    err = _fails(["train", "--workdir", str(work), "--no-progress", *TINY, "train.num_steps=30"],
+                 capsys, "checkpoint step 20")
+    assert "jebm train --step 10" in err and len(err.splitlines()) == 2, err
+    assert (work / "summary.json").read_bytes() == before  # not renamed, not lost
+    assert not list(work.glob("summary-step*.json"))

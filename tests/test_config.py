@@ -214,3 +214,18 @@ def test_cross_field_checks_for_images():
     config = apply_overrides(Config(), ["model.kind=conv", "model.hidden=[64]",
                                         "data.classes=[0, 1]", "sampler.bounds=[0, 1]"])
     assert config.data.classes == (0, 1) and config.sampler.bounds == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("override", ["optimizer.learning_rate=inf", "sampler.step_size=inf",
+                                      "optimizer.learning_rate=nan", "objective.num_chains=0"])
+def test_non_finite_or_zero_values_are_refused_by_their_field(override):
+    field = override.split("=")[0]
+    with pytest.raises(ValueError, match=f"{field} must be a finite number > 0"):
+        apply_overrides(Config(), [override])
+
+
+def test_num_chains_null_means_the_batch_size():
+    from jebm.experiment import training_devices
+
+    config = apply_overrides(Config(), ["objective.num_chains=null", "train.devices=1"])
+    assert config.objective.num_chains is None and training_devices(config) == 1

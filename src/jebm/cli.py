@@ -211,6 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:
         from jebm.train import CheckpointError, TrainingDivergedError
 
+        if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+            # a workdir or output folder jebm cannot write: say which, not a traceback
+            where = err.filename or "a file"
+            print(f"jebm: error: cannot use {where}: {err.strerror or err}. Check that it is "
+                  "a folder you can write to, or choose another --workdir (or --out).",
+                  file=sys.stderr)
+            raise SystemExit(1) from None
         if not isinstance(err, ValueError | CheckpointError | TrainingDivergedError
                           | FileNotFoundError):
             raise

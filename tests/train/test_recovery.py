@@ -171,8 +171,9 @@ def test_damage_message_is_short_and_names_newest_intact(tmp_path, kind):
     assert out.returncode == 0, out.stderr[-2000:]
     message = re.search(r"MESSAGE<<(.*)>>", out.stdout, re.S).group(1)
     assert message.startswith(f"checkpoint step 3 in {tmp_path} is damaged")
-    assert message.endswith("The newest intact checkpoint is step 2 (healthy): pass step=2 "
-                            "to restore_checkpoint, or resume_step=2 to train_loop.")
+    assert message.endswith("The newest intact checkpoint is step 2 (healthy): resume from it "
+                            "with jebm train --step 2 (in Python: restore_checkpoint(..., "
+                            "step=2) or train_loop(..., resume_step=2)).")
     assert len(message.splitlines()) == 2 and len(message) < 500, message
     assert "STEP2 2.0" in out.stdout  # restore_checkpoint(step=2) reads checkpoint 2
     assert "STATUS [(1, True, True), (2, True, True), (3, False, True)]" in out.stdout

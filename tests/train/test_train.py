@@ -249,3 +249,12 @@ def test_malformed_metrics_line_names_file_and_line(tmp_path):
     assert [r["step"] for r in read_metrics(path)] == [10, 20]
     MetricsLogger(path).write(30, {"loss": 0.5})
     assert [r["step"] for r in read_metrics(path)] == [10, 20, 30]
+
+
+def test_a_batch_larger_than_the_dataset_warns_and_an_empty_one_fails():
+    from jebm.train import batch_fn
+
+    with pytest.warns(UserWarning, match="batch_size=64 exceeds the dataset's 10 examples"):
+        batch_fn(jnp.zeros((10, 2)), 64)
+    with pytest.raises(ValueError, match="empty"):
+        batch_fn(jnp.zeros((0, 2)), 4)

@@ -42,7 +42,7 @@ def training_devices(config) -> int:
     """
     available = len(jax.devices())
     sizes = {"data.batch_size": config.data.batch_size,
-             "objective.num_chains": config.objective.num_chains}
+             "objective.num_chains": config.objective.num_chains or config.data.batch_size}
     wanted = config.train.devices
     if wanted == 0:
         return most_devices(*sizes.values())

@@ -10,6 +10,7 @@ second list. :class:`jebm.experiment.config.Config` puts them together and check
 across sections.
 """
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -37,9 +38,9 @@ def _positive(section: Any, *names: str, allow_zero: bool = False) -> None:
         value = getattr(section, name)
         if value is None:
             continue
-        ok = value >= 0 if allow_zero else value > 0
-        _require(ok, f"{section._section}.{name}", "must be >= 0" if allow_zero else
-                 "must be > 0", value)
+        ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+        _require(ok, f"{section._section}.{name}", "must be a finite number >= 0"
+                 if allow_zero else "must be a finite number > 0", value)
 
 
 def _choice(section: Any, name: str, choices: Iterable[str]) -> None:
@@ -175,7 +176,7 @@ class ObjectiveConfig:
         on ``E(x) = −logsumexp g(x)``, on labelled images with ``model.kind=joint_conv``;
         the PCD fields and ``sampler`` set its negatives).
       buffer_size: pcd: replay-buffer entries.
-      num_chains: pcd: buffer entries refreshed per update (0: the batch size).
+      num_chains: pcd: buffer entries refreshed per update (null: the batch size).
       reinit_prob: pcd: probability of restarting a chain from the initial density
         (``model.base`` if the model has one, else the uniform box below).
       init_low: pcd: lower corner of the uniform box the buffer starts from (without a
@@ -219,7 +220,7 @@ class ObjectiveConfig:
     _section: ClassVar[str] = "objective"
     name: str = "pcd"
     buffer_size: int = 10_000
-    num_chains: int = 256
+    num_chains: int | None = 256
     reinit_prob: float = 0.05
     init_low: float = -4.5
     init_high: float = 4.5
@@ -286,10 +287,12 @@ class ObjectiveConfig:
         _positive(self, "buffer_size", "num_projections", "sigma", "noise_ratio",
                   "num_negatives", "step_scale")
         _positive(self, "stabilizer", allow_zero=True)
-        _positive(self, "num_chains", "energy_l2", allow_zero=True)
+        _positive(self, "num_chains")  # null (None): the batch size
+        _positive(self, "energy_l2", allow_zero=True)
         _require(0.0 <= self.reinit_prob <= 1.0, "objective.reinit_prob", "must be in [0, 1]",
                  self.reinit_prob)
-        _require(self.num_chains <= self.buffer_size, "objective.num_chains",
+        _require(self.num_chains is None or self.num_chains <= self.buffer_size,
+                 "objective.num_chains",
                  f"must be <= objective.buffer_size ({self.buffer_size})", self.num_chains)
         _require(self.init_low < self.init_high, "objective.init_low",
                  f"must be < objective.init_high ({self.init_high})", self.init_low)

@@ -5,7 +5,9 @@
 A workdir is resumed or extended, never silently rewritten: results are written once.
 """
 
+import errno
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -184,7 +186,6 @@ def _prepare_workdir(out: Path, cfg: Config, source: str | None) -> dict | None:
         if cfg.train.num_steps < summary.get("num_steps", 0):
             raise CheckpointError(f"{out} is trained to step {summary['num_steps']}; "
                                   f"train.num_steps={cfg.train.num_steps} cannot shorten it.")
-        done.rename(out / f"summary-step{summary['num_steps']}.json")  # kept, not lost
     return None
 
 
@@ -243,6 +244,9 @@ def train_workdir(config: Config, workdir: str | Path, *, from_checkpoint: str |
     """
 
     cfg, out = config, Path(workdir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--workdir {out} is a file, not a folder: choose a folder (new or "
+                         "one jebm train wrote).")
     finished = _prepare_workdir(out, cfg, from_checkpoint)
     if finished is not None:
         return finished
@@ -276,7 +280,10 @@ def train_workdir(config: Config, workdir: str | Path, *, from_checkpoint: str |
                "final_metrics": result.metrics, "train_seconds": train_seconds,
                "steps_per_second": result.steps_per_second,
                "total_seconds": time.perf_counter() - tic}
-    write_json(out / "summary.json", summary)
+    done = out / "summary.json"
+    if done.exists():  # the summary of the shorter run this one extends: kept, not lost
+        done.rename(out / f"summary-step{json.loads(done.read_text())['num_steps']}.json")
+    write_json(done, summary)
     _explain(out, summary)
     return summary
 
@@ -310,6 +317,8 @@ def evaluate_workdir(workdir: str | Path, config: Config | None = None,
     if path.exists():  # results are written once
         print(f"jebm: {path} exists; not recomputed.", file=sys.stderr)
         return json.loads(path.read_text())
+    if not os.access(wd, os.W_OK):  # say so before the (long) evaluation, not after
+        raise PermissionError(errno.EACCES, f"cannot write {path.name} there", str(wd))
     values = {"step": int(state.step), "params": params_kind(state),
               **run_summary(run, model_params(state), feature_cache=wd,
                             objective_state=state.objective_state)}

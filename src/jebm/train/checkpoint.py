@@ -22,6 +22,7 @@ stores ``origin = {"directory", "step", "healthy"}`` in each of its own checkpoi
 import hashlib
 import logging
 import os
+import sys
 from typing import Any, NamedTuple
 
 import jax
@@ -59,11 +60,27 @@ class _TensorstoreLeftovers(logging.Filter):
                     and "tensorstore" in message)
 
 
+def _drop_tensorstore_unraisables(previous):
+    """A ``sys.unraisablehook`` that drops the "Exception ignored in <coroutine ...>" reports
+    of the same leftover reads (their exception names TensorStore), and passes on the rest."""
+
+    def hook(unraisable):
+        if "TensorStore" in str(unraisable.exc_value) and "coroutine" in repr(unraisable.object):
+            return
+        previous(unraisable)
+
+    hook.jebm_tensorstore_filter = True
+    return hook
+
+
 def _quiet_orbax_leftovers() -> None:
-    """Install :class:`_TensorstoreLeftovers` on the asyncio logger (once)."""
+    """Install :class:`_TensorstoreLeftovers` on the asyncio logger, and the matching
+    unraisable-exception filter (each once)."""
     logger = logging.getLogger("asyncio")
     if not any(isinstance(f, _TensorstoreLeftovers) for f in logger.filters):
         logger.addFilter(_TensorstoreLeftovers())
+    if not getattr(sys.unraisablehook, "jebm_tensorstore_filter", False):
+        sys.unraisablehook = _drop_tensorstore_unraisables(sys.unraisablehook)
 
 
 class CheckpointError(ValueError):
@@ -267,6 +284,7 @@ def checkpoint_info(manager: ocp.CheckpointManager, step: int) -> dict:
 
 def _verify(manager: ocp.CheckpointManager, step: int) -> tuple[dict | None, str]:
     """``(meta, problem)``: reads checkpoint ``step`` whole and checks its digests."""
+    _quiet_orbax_leftovers()  # a damaged one leaves failed reads behind
     try:
         meta = _read_meta(manager, step)
     except CheckpointError as err:
@@ -326,8 +344,9 @@ def _newest_intact_note(manager: ocp.CheckpointManager, bad_step: int) -> str:
         if not problem:
             health = {True: "healthy", False: "NOT healthy", None: "health not recorded"}[
                 meta.get("healthy")]
-            return (f"The newest intact checkpoint is step {step} ({health}): pass step={step} "
-                    f"to restore_checkpoint, or resume_step={step} to train_loop.")
+            return (f"The newest intact checkpoint is step {step} ({health}): resume from it "
+                    f"with jebm train --step {step} (in Python: restore_checkpoint(..., "
+                    f"step={step}) or train_loop(..., resume_step={step})).")
     return "No other intact checkpoint is left."
 
 

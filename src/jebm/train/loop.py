@@ -176,6 +176,12 @@ def batch_fn(data: Callable | ArrayTree, batch_size: int) -> Callable[[PRNGKey],
     if len(sizes) != 1:
         raise ValueError(f"dataset leaves must share a leading axis, got sizes {sorted(sizes)}.")
     (n,) = sizes
+    if n == 0:
+        raise ValueError("the dataset is empty (its leading axis has size 0).")
+    if batch_size > n:
+        warnings.warn(f"batch_size={batch_size} exceeds the dataset's {n} examples: each batch "
+                      "repeats examples (batches are drawn with replacement). Use a "
+                      f"batch_size <= {n}, or more data.", stacklevel=3)
 
     def draw(key):
         index = jax.random.randint(key, (batch_size,), 0, n)
@@ -345,7 +351,8 @@ def _set_aside_damaged_after(directory: str, step: int, workdir: str) -> None:
         raise CheckpointError(
             f"Cannot resume {workdir} from step {step}: the later checkpoints {intact} are "
             "intact and resuming would overwrite them. Start a new run from step "
-            f"{step} in a new workdir (jebm.train.init_from_checkpoint).")
+            f"{step} in a new workdir: jebm train --from {workdir}:{step} --workdir NEW "
+            "(in Python: jebm.train.init_from_checkpoint).")
     aside = os.path.join(workdir, "damaged_checkpoints")
     for c in later:
         os.makedirs(aside, exist_ok=True)
