@@ -11,6 +11,7 @@
 The estimators themselves (quadrature, AIS, NLL, accuracy) are :mod:`jebm.evaluation`'s.
 """
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -308,14 +309,17 @@ def summary(run, params, feature_cache=None, objective_state=None) -> dict[str, 
         return {"test_nll": values["nll"], "log_z": values["log_z"], "entropy": entropy,
                 "nll_minus_entropy": values["nll"] - entropy, "grid_coverage": coverage}
 
+    ev = run.config.eval
+    print(f"jebm: estimating the test NLL by AIS ({ev.ais_chains} chains, {ev.ais_bridges} "
+          "bridges; eval.ais_chains and eval.ais_bridges set its cost) ...", file=sys.stderr)
     tic = time.perf_counter()
     est, result = jax.block_until_ready(jax.jit(lambda k, p: box_ais(k, run, p))(
         run.eval_key, params))
     ais_seconds = time.perf_counter() - tic
+    print(f"jebm: AIS done in {ais_seconds:.0f} s.", file=sys.stderr)
     gauss, gauss_stderr = baseline_nll(DENSITIES["gaussian"](run.data.train), run.data.test)
     logit_gauss, logit_gauss_stderr = baseline_nll(DENSITIES["logit_gaussian"](run.data.train),
                                                    run.data.test)
-    ev = run.config.eval
     extra = _recipe_extras(run, params, feature_cache, objective_state)
     if float(result.ess) < 0.1 * ev.ais_chains:  # say so rather than let the number pass
         extra["ais_warning"] = (

@@ -5,6 +5,7 @@ training split, cached as an ``.npz`` file. Its penultimate activations are the 
 
 import math
 import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -330,6 +331,8 @@ def load_or_train_features(cache_dir: str | os.PathLike, data, seed: int = 0) ->
             raise ValueError(f"{path} holds {net.dataset} features ({net.input_width} pixels, "
                              f"seed {net.seed}), not {data.name} ({width}, seed {seed}).")
         return net
+    print(f"jebm: training the {data.name} feature classifier that scores samples (once: it "
+          f"is cached as {path}) ...", file=sys.stderr)
     net = train_features(data, seed)
     save_features(net, path)
     return net
