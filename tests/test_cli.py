@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -518,3 +519,16 @@ def test_a_failed_resume_keeps_the_summary_and_names_the_flag(trained, tmp_path,
     assert "jebm train --step 10" in err and len(err.splitlines()) == 2, err
     assert (work / "summary.json").read_bytes() == before  # not renamed, not lost
     assert not list(work.glob("summary-step*.json"))
+
+
+def test_config_lists_every_field_with_its_meaning(tmp_path, capsys):
+    from jebm.config import Config, load_config
+
+    main(["config", "train.num_steps=7"])
+    text = capsys.readouterr().out
+    assert "  num_steps: 7  # parameter updates." in text
+    (tmp_path / "shown.yaml").write_text(text)  # the listing reads back as the same config
+    assert load_config(str(tmp_path / "shown.yaml")) == load_config(None, ["train.num_steps=7"])
+    fields = sum(len(dataclasses.fields(getattr(Config(), s.name)))
+                 for s in dataclasses.fields(Config()))
+    assert text.count("  # ") == fields  # every field has its meaning beside it

@@ -1,4 +1,4 @@
-"""The ``jebm`` command line: ``jebm train | sample | evaluate``, a shell over
+"""The ``jebm`` command line: ``jebm train | sample | evaluate | config``, a shell over
 :mod:`jebm.experiment`.
 
 Each subcommand parses its flags and calls one function of the experiment layer, which
@@ -20,7 +20,7 @@ import tyro
 
 # Everything else is imported inside the subcommands, so that `jebm --help` loads no JAX.
 
-__all__ = ["main", "train", "sample", "evaluate"]
+__all__ = ["main", "train", "sample", "evaluate", "config"]
 
 
 def _optional(metavar: str, default: str = ""):
@@ -147,9 +147,28 @@ def evaluate(
         workdir, None if config is None else load_config(config), step)
 
 
+def config(
+    config: Annotated[str | None, _optional("FILE", "the default job")] = None,
+    overrides: Annotated[tyro.conf.Positional[tuple[str, ...]],
+                         _optional("SECTION.FIELD=VALUE")] = (),
+) -> None:
+    """Show every config field: its value (after --config and overrides) and its meaning.
+
+    The output is YAML that jebm train --config reads back (the meanings are comments).
+
+    Args:
+      config: YAML config file; omitted fields take their defaults.
+      overrides: dotted overrides such as train.num_steps=500.
+    """
+    from jebm.experiment.config import describe_config, load_config
+
+    print(describe_config(load_config(config, overrides)), end="")
+
+
 _DESCRIPTION = """Energy-based models in JAX: train, sample and evaluate.
 
-Each subcommand prints its summary as JSON. jebm --version (-V) prints the version."""
+train, sample and evaluate print their summary as JSON; config lists every config field
+with its value and meaning. jebm --version (-V) prints the version."""
 
 
 def _interrupted(err: KeyboardInterrupt) -> str:
@@ -195,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"jebm {__version__}")
         return
     argv = ["--from-checkpoint" if a == "--from" else a for a in argv]
-    subcommands = {"train": train, "sample": sample, "evaluate": evaluate}
+    subcommands = {"train": train, "sample": sample, "evaluate": evaluate, "config": config}
     try:
         summary = tyro.extras.subcommand_cli_from_dict(subcommands, prog="jebm", args=argv,
                                                        description=_DESCRIPTION)
@@ -228,9 +247,10 @@ def main(argv: list[str] | None = None) -> None:
                     "--workdir NEW optimizer.learning_rate=...")
         print(f"jebm: error: {err}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
-    from jebm.experiment import dumps_json
+    if summary is not None:  # jebm config prints its own YAML
+        from jebm.experiment import dumps_json
 
-    print(dumps_json(summary))
+        print(dumps_json(summary))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ Examples:
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -61,6 +62,8 @@ __all__ = [
     "load_config",
     "apply_overrides",
     "dump_config",
+    "describe_config",
+    "field_docs",
     "config_diff",
 ]
 
@@ -259,6 +262,36 @@ def dump_config(config: Config) -> str:
       YAML text of :func:`config_to_dict`, sections and fields in declaration order.
     """
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def field_docs(section_cls) -> dict[str, str]:
+    """``{field: description}`` from a config section's ``Attributes:`` docstring, as plain
+    text on one line (double backquotes and ``:role:`` markup removed)."""
+    docs, name = {}, None
+    lines = (section_cls.__doc__ or "").split("Attributes:", 1)[-1].splitlines()
+    for line in lines:
+        match = re.match(r"^ {6}(\w+): (.*)$", line)
+        if match:
+            name, docs[match.group(1)] = match.group(1), match.group(2)
+        elif name and line.startswith(" " * 8) and line.strip():
+            docs[name] += " " + line.strip()
+        elif line.strip():
+            name = None
+    return {k: re.sub(r":\w+:`~?([^`]+)`", r"\1", v).replace("``", "") for k, v in docs.items()}
+
+
+def describe_config(config: Config) -> str:
+    """The config as YAML, each field followed by what it means (``jebm config``)."""
+    out = []
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        out.append(f"{section.name}:")
+        docs = field_docs(type(value))
+        for f in dataclasses.fields(value):
+            text = yaml.safe_dump({f.name: config_to_dict(config)[section.name][f.name]},
+                                  default_flow_style=True, width=10_000).strip()[1:-1]
+            out.append(f"  {text}" + (f"  # {docs[f.name]}" if f.name in docs else ""))
+    return "\n".join(out) + "\n"
 
 
 def _parse_override(override: str) -> tuple[list[str], Any]:

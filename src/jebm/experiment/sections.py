@@ -54,8 +54,9 @@ class DataConfig:
     """The data set and batching.
 
     Attributes:
-      name: a 2-D toy of :mod:`jebm.energies.toy_data` (``8gaussians``, ``2spirals``, ...)
-        or ``digits`` (:mod:`jebm.datasets.digits`, 8×8 images dequantised to [0, 1]).
+      name: a 2-D toy of :mod:`jebm.energies.toy_data` (``8gaussians``, ``2spirals``, ...),
+        ``digits`` (:mod:`jebm.datasets.digits`, 8×8 images dequantised to [0, 1]), or
+        ``mnist``, ``fashion_mnist``, ``cifar10`` (from your files in ``data.path``).
       batch_size: data points per update.
       num_test: 2-D toys: held-out points for the test NLL.
       test_fraction: digits: share of the images held out for the test NLL.
