@@ -355,6 +355,8 @@ def test_sample_bad_option_is_reported(tmp_path, capsys):
     _fails(["sample", "--step-size", "0", "--out", str(tmp_path)], capsys, "--step-size")
     _fails(["sample", "--num-steps", "0", "--out", str(tmp_path)], capsys, "--num-steps")
     _fails(["sample", "--init-scale", "-1", "--out", str(tmp_path)], capsys, "--init-scale")
+    _fails(["sample", "--num-chains", str(10**9), "--out", str(tmp_path)], capsys,
+           "do not fit in memory")
     assert not list(tmp_path.iterdir())  # refused before anything is written
 
 

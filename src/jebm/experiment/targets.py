@@ -5,6 +5,7 @@ the chains run on (a target, or the last checkpoint of a workdir), and :func:`sa
 runs them and writes their diagnostics, figures and draws.
 """
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -233,6 +234,19 @@ def chain_setup(key: PRNGKey, num_chains: int, *, target: str = "8gaussians",
                       params_kind(state))
 
 
+def _host_memory() -> int:
+    """Bytes of physical memory on this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _too_big(num_chains: int, num_steps: int, x0) -> str:
+    """The error for chains that do not fit in memory, naming the flags that shrink them."""
+    size = "" if x0 is None else f" of {x0[0].size} numbers each"
+    return (f"--num-chains {num_chains} × --num-steps {num_steps} positions{size} do not fit "
+            f"in memory (the trace is kept on the host, {_host_memory() / 2**30:.0f} GiB here): "
+            "lower --num-chains or --num-steps.")
+
+
 def sample_job(key: PRNGKey, out: str | Path | None = None, *, target: str = "8gaussians",
                workdir: str | Path | None = None, sampler: str | None = None,
                num_chains: int = 64, num_steps: int = 2000, burn_in: int | None = None,
@@ -283,6 +297,8 @@ def sample_job(key: PRNGKey, out: str | Path | None = None, *, target: str = "8g
     if not 0 <= burn_in < num_steps - 3:
         raise ValueError(f"--burn-in must be in [0, num_steps - 4] = [0, {num_steps - 4}], got "
                          f"{burn_in} (--num-steps {num_steps}).")
+    if num_chains * num_steps * 8 > _host_memory():  # the trace of a 2-D target, at least
+        raise ValueError(_too_big(num_chains, num_steps, None))
     k_init, k_run = jax.random.split(key)
     setup = chain_setup(k_init, num_chains, target=target, workdir=workdir, sampler=sampler,
                         step_size=step_size, num_integration_steps=num_integration_steps,
@@ -294,8 +310,13 @@ def sample_job(key: PRNGKey, out: str | Path | None = None, *, target: str = "8g
     alg = build_sampler(setup.sampler, x0.shape[1:])(logdensity_fn(energy_fn, params))
     tic = time.perf_counter()
     with tqdm(total=num_steps, disable=not progress, desc=name, unit="step") as bar:
-        trace, rate = run_chains_chunked(k_run, alg, x0, num_steps, chunk_size=chunk_size,
-                                         on_chunk=bar.update)
+        try:
+            trace, rate = run_chains_chunked(k_run, alg, x0, num_steps, chunk_size=chunk_size,
+                                             on_chunk=bar.update)
+        except (jax.errors.JaxRuntimeError, MemoryError) as err:
+            if isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in str(err):
+                raise ValueError(_too_big(num_chains, num_steps, x0)) from None
+            raise
     seconds = time.perf_counter() - tic
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "samples.npy", np.asarray(trace[-1]))
