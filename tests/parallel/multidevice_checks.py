@@ -345,36 +345,39 @@ def loop_checks():
 
 
 def restore_checks():
-    mesh = par.make_mesh(num_data_devices=NUM_DEVICES)
+    """Restore the 8-device checkpoints onto meshes of all NUM_DEVICES devices and of one."""
     template, _, _ = make_problem("pcd")
     expected = np.load(os.path.join(WORKDIR, "expected.npz"))
     expected = [expected[f"arr_{i}"] for i in range(len(expected.files))]
 
-    def compare(state):
+    def compare(state, n):
         for got, want in zip(jax.tree.leaves(state), expected, strict=True):
             require(np.array_equal(np.asarray(got), want), "restored values differ")
         buffer = state.objective_state.samples
-        require(len(buffer.sharding.device_set) == NUM_DEVICES, f"{buffer.sharding}")
-        if NUM_DEVICES > 1:
+        require(len(buffer.sharding.device_set) == n, f"{buffer.sharding}")
+        if n > 1:
             require(tuple(buffer.sharding.spec) == ("data",), f"{buffer.sharding.spec}")
 
-    @check(f"restore_sharded_{NUM_DEVICES}")
-    def _():
-        tree = {"state": template, "key": jax.random.key(0)}
-        shardings = {
-            "state": par.train_state_shardings(template, mesh),
-            "key": par.replicated_sharding(mesh),
-        }
-        restored = par.restore_sharded(os.path.join(WORKDIR, "sharded"), tree, shardings)
-        compare(restored["state"])
-        require(tree_equal(restored["key"], jax.random.key(9)), "key")
+    for n in sorted({NUM_DEVICES, 1}, reverse=True):
+        mesh = par.make_mesh(1, n)  # n of the devices, all on "data"
 
-    @check(f"restore_train_checkpoint_{NUM_DEVICES}")
-    def _():
-        manager = checkpoint_manager(os.path.join(WORKDIR, "train"))
-        restored, _ = restore_checkpoint(manager, par.shard_train_state(template, mesh))
-        manager.close()
-        compare(restored)
+        @check(f"restore_sharded_{n}")
+        def _(mesh=mesh, n=n):
+            tree = {"state": template, "key": jax.random.key(0)}
+            shardings = {
+                "state": par.train_state_shardings(template, mesh),
+                "key": par.replicated_sharding(mesh),
+            }
+            restored = par.restore_sharded(os.path.join(WORKDIR, "sharded"), tree, shardings)
+            compare(restored["state"], n)
+            require(tree_equal(restored["key"], jax.random.key(9)), "key")
+
+        @check(f"restore_train_checkpoint_{n}")
+        def _(mesh=mesh, n=n):
+            manager = checkpoint_manager(os.path.join(WORKDIR, "train"))
+            restored, _ = restore_checkpoint(manager, par.shard_train_state(template, mesh))
+            manager.close()
+            compare(restored, n)
 
 
 def restore_multihost_checks():
