@@ -220,7 +220,7 @@ def test_cross_field_checks_for_images():
                                       "optimizer.learning_rate=nan", "objective.num_chains=0"])
 def test_non_finite_or_zero_values_are_refused_by_their_field(override):
     field = override.split("=")[0]
-    with pytest.raises(ValueError, match=f"{field} must be a finite number > 0"):
+    with pytest.raises(ValueError, match=f"{field} must be > 0 and finite"):
         apply_overrides(Config(), [override])
 
 
@@ -229,3 +229,9 @@ def test_num_chains_null_means_the_batch_size():
 
     config = apply_overrides(Config(), ["objective.num_chains=null", "train.devices=1"])
     assert config.objective.num_chains is None and training_devices(config) == 1
+
+
+def test_a_data_path_the_data_set_does_not_read_is_an_error():
+    with pytest.raises(ValueError, match="data.name=8gaussians does not read files"):
+        apply_overrides(Config(), ["data.path=pts5.npy"])
+    assert apply_overrides(Config(), ["data.name=mnist", "data.path=somewhere"]).data.path

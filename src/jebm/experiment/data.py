@@ -16,7 +16,7 @@ from jebm.datasets import digits
 from jebm.energies import toy_data
 from jebm.types import Array, PRNGKey
 
-__all__ = ["Data", "DATASETS", "LABELLED_DATASETS", "build_data"]
+__all__ = ["Data", "DATASETS", "FILE_DATASETS", "LABELLED_DATASETS", "build_data"]
 
 class Data(NamedTuple):
     """The data set of a run.
@@ -100,9 +100,10 @@ def _image_files(loader_name: str):
 
 DATASETS: dict[str, Callable[..., Data]] = {
     **{name: _toy_data for name in toy_data.NAMES}, "digits": _digits_data,
-    "mnist": _image_files("load_mnist"), "fashion_mnist": _image_files("load_fashion_mnist"),
-    "cifar10": _image_files("load_cifar10")}
+    **{name: _image_files(f"load_{name}") for name in ("mnist", "fashion_mnist", "cifar10")}}
 
+# The data sets read from the user's files in ``data.path`` (the others ignore it).
+FILE_DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10")
 # The data sets whose Data carries class labels (``labelled``, ``test_labels``).
 LABELLED_DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
 

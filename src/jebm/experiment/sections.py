@@ -19,7 +19,7 @@ from jebm.datasets.labels import NUM_CLASSES
 from jebm.densities import AIS_BASES, DENSITIES
 from jebm.energies.mlp import ACTIVATIONS
 from jebm.experiment.components import ENERGIES, OPTIMIZERS
-from jebm.experiment.data import DATASETS
+from jebm.experiment.data import DATASETS, FILE_DATASETS
 from jebm.experiment.recipes import OBJECTIVES
 from jebm.objectives.recovery_likelihood import FORMS
 from jebm.samplers.registry import SAMPLERS, TARGET_ACCEPTANCE
@@ -39,8 +39,8 @@ def _positive(section: Any, *names: str, allow_zero: bool = False) -> None:
         if value is None:
             continue
         ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-        _require(ok, f"{section._section}.{name}", "must be a finite number >= 0"
-                 if allow_zero else "must be a finite number > 0", value)
+        _require(ok, f"{section._section}.{name}", "must be >= 0 and finite"
+                 if allow_zero else "must be > 0 and finite", value)
 
 
 def _choice(section: Any, name: str, choices: Iterable[str]) -> None:
@@ -78,6 +78,9 @@ class DataConfig:
 
     def __post_init__(self):
         _choice(self, "name", DATASETS)
+        _require(self.path is None or self.name in FILE_DATASETS, "data.path",
+                 f"is read only by data.name in {FILE_DATASETS}; data.name={self.name} does "
+                 "not read files (drop data.path)", self.path)
         _positive(self, "batch_size", "num_test")
         _positive(self, "split_seed", allow_zero=True)
         _require(0.0 < self.test_fraction < 1.0, "data.test_fraction", "must be in (0, 1)",
