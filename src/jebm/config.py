@@ -12,38 +12,7 @@ Examples:
   500
 """
 
-from jebm.experiment.config import (
-    Config,
-    DataConfig,
-    EvalConfig,
-    HealthSection,
-    ModelConfig,
-    ObjectiveConfig,
-    OptimizerConfig,
-    SamplerConfig,
-    TrainConfig,
-    apply_overrides,
-    config_diff,
-    config_from_dict,
-    config_to_dict,
-    dump_config,
-    load_config,
-)
+from jebm.experiment import config as _config
+from jebm.experiment.config import *  # noqa: F403  (this module is only a shorter name)
 
-__all__ = [
-    "DataConfig",
-    "ModelConfig",
-    "ObjectiveConfig",
-    "SamplerConfig",
-    "OptimizerConfig",
-    "TrainConfig",
-    "EvalConfig",
-    "HealthSection",
-    "Config",
-    "config_from_dict",
-    "config_to_dict",
-    "load_config",
-    "apply_overrides",
-    "dump_config",
-    "config_diff",
-]
+__all__ = list(_config.__all__)
