@@ -311,7 +311,7 @@ def test_sample_analytic_target(tmp_path, capsys):
     np.testing.assert_allclose(s["mean_exact"], [1.0, -1.0])
 
 
-@pytest.mark.parametrize("sampler", ["rwmh", "hmc", "ula"])
+@pytest.mark.parametrize("sampler", ["rwmh", "hmc", "ula", "nuts", "underdamped"])
 def test_sample_each_kernel_on_8gaussians(tmp_path, capsys, sampler):
     out = tmp_path / sampler
     s = _run(
@@ -339,7 +339,8 @@ def test_sample_each_kernel_on_8gaussians(tmp_path, capsys, sampler):
         "mean_exact",
         "cov_exact",
     }
-    assert (s["acceptance_rate"] is None) == (sampler == "ula")
+    assert (s["acceptance_rate"] is None) == (sampler in ("ula", "underdamped"))
+    assert (out / "samples.npy").is_file() and (out / "trace.npy").is_file()
     np.testing.assert_allclose(s["mean_exact"], [0.0, 0.0], atol=1e-6)
     # cov of 8 equal components on a circle of radius 2√2 with std 0.5/√2: (8/2 + 1/8) I
     np.testing.assert_allclose(s["cov_exact"], 4.125 * np.eye(2), rtol=1e-6, atol=1e-6)

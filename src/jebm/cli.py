@@ -70,8 +70,8 @@ def train(
 
 def sample(
     target: Literal["8gaussians", "gaussian", "rings"] = "8gaussians",
-    sampler: Annotated[Literal["mala", "rwmh", "hmc", "ula"] | None,
-                       _optional("{mala,rwmh,hmc,ula}")] = None,
+    sampler: Annotated[Literal["mala", "rwmh", "hmc", "ula", "nuts", "underdamped"] | None,
+                       _optional("{mala,rwmh,hmc,ula,nuts,underdamped}")] = None,
     num_chains: int = 64,
     num_steps: int = 2000,
     burn_in: Annotated[int | None, _optional("N")] = None,
