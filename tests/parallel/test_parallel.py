@@ -25,9 +25,15 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "multidevice_checks.py")
 TIMEOUT = 900
 
 
+# The checks are dominated by compiling small programs: XLA's cheapest CPU settings (as in
+# conftest.py) cut that; sharded and one-device runs are compared under the same flags.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
 def _run(mode: str, num_devices: int, workdir, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["JAX_PLATFORMS"] = "cpu"
+    env["XLA_FLAGS"] = FAST_COMPILE
     return subprocess.Popen(
         [sys.executable, SCRIPT, mode, str(num_devices), str(workdir), *extra],
         env=env,
