@@ -552,3 +552,27 @@ def test_config_lists_every_field_with_its_meaning(tmp_path, capsys):
     fields = sum(len(dataclasses.fields(getattr(Config(), s.name)))
                  for s in dataclasses.fields(Config()))
     assert text.count("  # ") == fields  # every field has its meaning beside it
+
+
+def test_sample_choices_are_the_registries():
+    # jebm sample spells its choices out (so that `jebm --help` loads no JAX); they must be
+    # exactly the samplers and targets the layer knows
+    import inspect
+    import typing
+
+    from jebm.cli import sample
+    from jebm.experiment import TARGETS
+    from jebm.samplers import SAMPLERS
+
+    params = inspect.signature(sample, eval_str=True).parameters
+
+    def choices(name):
+        tp = params[name].annotation
+        if typing.get_origin(tp) is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        if typing.get_origin(tp) is not typing.Literal:  # Literal[...] | None
+            tp = next(a for a in typing.get_args(tp) if typing.get_origin(a) is typing.Literal)
+        return set(typing.get_args(tp))
+
+    assert choices("sampler") == set(SAMPLERS)
+    assert choices("target") == set(TARGETS)

@@ -282,13 +282,13 @@ def field_docs(section_cls) -> dict[str, str]:
 
 def describe_config(config: Config) -> str:
     """The config as YAML, each field followed by what it means (``jebm config``)."""
-    out = []
+    out, values = [], config_to_dict(config)
     for section in dataclasses.fields(config):
         value = getattr(config, section.name)
         out.append(f"{section.name}:")
         docs = field_docs(type(value))
         for f in dataclasses.fields(value):
-            text = yaml.safe_dump({f.name: config_to_dict(config)[section.name][f.name]},
+            text = yaml.safe_dump({f.name: values[section.name][f.name]},
                                   default_flow_style=True, width=10_000).strip()[1:-1]
             out.append(f"  {text}" + (f"  # {docs[f.name]}" if f.name in docs else ""))
     return "\n".join(out) + "\n"

@@ -467,6 +467,13 @@ def _run(state, run_chunk, manager, logger, bar, *, num_steps, chunk_size, check
                                      healthy_checkpoint=healthy, reasons=list(reasons),
                                      patience=patience, unhealthy=unhealthy, origin=origin)
 
+    def checkpoint(step):
+        healthy = checks is None or is_healthy(health, checks, step)
+        with _quiet_absl():
+            save_checkpoint(manager, step, state, extra=checkpoint_extra, healthy=healthy,
+                            origin=origin)
+        marks[step] = healthy
+
     bar.open(start)
     try:
         for end in _boundaries(start, num_steps, periods):
@@ -509,21 +516,13 @@ def _run(state, run_chunk, manager, logger, bar, *, num_steps, chunk_size, check
             if manager is not None and (
                 (checkpoint_every and end % checkpoint_every == 0) or end == num_steps
             ):
-                healthy = checks is None or is_healthy(health, checks, end)
-                with _quiet_absl():
-                    save_checkpoint(manager, end, state, extra=checkpoint_extra, healthy=healthy,
-                                    origin=origin)
-                marks[end] = healthy
+                checkpoint(end)
     except KeyboardInterrupt:
         # Ctrl-C: keep what the finished chunks did, then stop (orbax finishes the save
         # when the manager closes)
         step = int(state.step)
         if manager is not None and step > start and step not in marks:
-            healthy = checks is None or is_healthy(health, checks, step)
-            with _quiet_absl():
-                save_checkpoint(manager, step, state, extra=checkpoint_extra, healthy=healthy,
-                                origin=origin)
-            marks[step] = healthy
+            checkpoint(step)
         raise TrainingInterrupted(step, max(marks) if marks else None, directory) from None
     finally:
         bar.close()
